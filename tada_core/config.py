@@ -1,0 +1,166 @@
+"""One configuration tree for model, optimisation and training runs.
+
+CLI flags, YAML files and the app's controls all build a :class:`TADAConfig`; it is saved inside
+every checkpoint, so a checkpoint alone is enough to rebuild its model.
+
+Example:
+    >>> cfg = TADAConfig(backbone="lenet", num_classes=10, variant="tada")
+    >>> TADAConfig.from_dict(cfg.to_dict()) == cfg
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tada_core.errors import ConfigError
+
+VARIANTS = ("source_only", "dann", "tada_local", "tada_global", "tada")
+LOCAL_INPUTS = ("features", "attended")
+
+
+@dataclass
+class OptimConfig:
+    """SGD and the annealing schedule of METHOD.md: lr_p = lr · (1 + alpha·p)^(−beta)."""
+
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = True
+    lr_alpha: float = 10.0
+    lr_beta: float = 0.75
+    backbone_lr_mult: float = 0.1  # applied to a pretrained backbone only
+
+
+@dataclass
+class TrainConfig:
+    """A training run: the two domains, the budget and where results go."""
+
+    source: str = "mnist"
+    target: str = "mnistm"
+    iters: int = 2000
+    batch_size: int = 64  # per domain: B source + B target images each step
+    seed: int = 0
+    eval_every: int = 500
+    eval_max: int | None = None  # evaluate on at most this many images per domain (None: all)
+    device: str = "cpu"
+    workers: int = 0
+    out: str = "runs/latest"
+    amp: bool = False
+    compile: bool = False
+    sync_bn: bool = False
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+
+@dataclass
+class TADAConfig:
+    """The model and its losses; ``variant`` switches the ablation rows of METHOD.md.
+
+    Args:
+        variant: one of ``source_only``, ``dann``, ``tada_local``, ``tada_global``, ``tada``.
+        backbone: a name from :func:`tada_core.backbones.list_backbones`.
+        num_classes: number of classes C.
+        pretrained: load ImageNet weights for a torchvision backbone (never downloaded in tests).
+        image_size: input side length; ``None`` takes the backbone's default (28 lenet, 224 resnet).
+        bottleneck_dim: width of G_b.
+        local_hidden: hidden width of each of the K region discriminators.
+        global_hidden: hidden width of the global discriminator G_d.
+        dropout: dropout inside the discriminators.
+        detach_attention: stop gradients through w and m (the paper is silent; see README).
+        local_input: what the region discriminators' loss L_l sees: ``features`` (f, the paper)
+            or ``attended`` (h = (1 + w)·f). Attention itself always comes from D^k(f).
+        gamma: weight γ of the attentive entropy L_h.
+        trade_off: λ, the maximum GRL coefficient (annealed by the progress schedule).
+        grl_alpha: steepness of λ_p = 2 / (1 + exp(−alpha·p)) − 1.
+    """
+
+    variant: str = "tada"
+    backbone: str = "lenet"
+    num_classes: int = 10
+    pretrained: bool = False
+    image_size: int | None = None
+    bottleneck_dim: int = 256
+    local_hidden: int = 64
+    global_hidden: int = 1024
+    dropout: float = 0.5
+    detach_attention: bool = False
+    local_input: str = "features"
+    gamma: float = 0.1
+    trade_off: float = 1.0
+    grl_alpha: float = 10.0
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ConfigError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
+        if self.local_input not in LOCAL_INPUTS:
+            raise ConfigError(f"local_input must be one of {', '.join(LOCAL_INPUTS)}, not {self.local_input!r}")
+        if self.num_classes < 2:
+            raise ConfigError(f"num_classes must be at least 2, got {self.num_classes}")
+        if isinstance(self.train, dict):
+            self.train = _build(TrainConfig, self.train, "train")
+        if isinstance(self.train.optim, dict):
+            self.train.optim = _build(OptimConfig, self.train.optim, "train.optim")
+
+    # which terms of eq. 9 a variant uses (the table in METHOD.md)
+    @property
+    def uses_global_adversary(self) -> bool:
+        return self.variant != "source_only"
+
+    @property
+    def uses_local(self) -> bool:
+        return self.variant in ("tada_local", "tada")
+
+    @property
+    def uses_attentive_entropy(self) -> bool:
+        return self.variant in ("tada_global", "tada")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TADAConfig:
+        return _build(cls, data, "config")
+
+    def to_yaml(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TADAConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist; pass a YAML file written by 'tada train'")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of option names to values")
+        return cls.from_dict(data)
+
+    def replace(self, **changes: Any) -> TADAConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    """Build dataclass ``cls`` from a nested dict, refusing unknown keys with their location."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(f"unknown option(s) {', '.join(unknown)} in {where}; valid: {', '.join(names)}")
+    kwargs = dict(data)
+    for key in ("train", "optim"):
+        if key in kwargs and key in names and isinstance(kwargs[key], dict):
+            sub = TrainConfig if key == "train" else OptimConfig
+            kwargs[key] = _build(sub, kwargs[key], f"{where}.{key}")
+    try:
+        return cls(**kwargs)
+    except TypeError as err:
+        raise ConfigError(f"invalid {where}: {err}") from None

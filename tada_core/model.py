@@ -1,0 +1,155 @@
+"""The TADA network and its ablation variants, switched by ``TADAConfig.variant``.
+
+    x ─G_f─► f (B,C,H,W) ─► region discriminators G_d^k(GRL(f^k)) ─► w = 1 − H₂(d̂^k)
+                         h = (1 + w)·f ─► pool ─► G_b ─► z ─► G_y ─► logits
+                                                        └─► G_d(GRL(z)) ─► m = 1 + H₂(d̂)
+
+Example:
+    >>> model = build_model(TADAConfig(backbone="lenet", num_classes=10, variant="tada"))
+    >>> out = model(torch.cat([x_s, x_t]))          # one forward: BatchNorm sees both domains
+    >>> losses = model.losses(out, y_s, progress=0.3)
+    >>> losses["total"].backward()
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from tada_core import losses as L
+from tada_core.attention import DomainDiscriminator, RegionDiscriminators, global_attention, local_attention
+from tada_core.backbones import backbone_spec, build_backbone
+from tada_core.config import TADAConfig
+from tada_core.grl import GradientReversal, grl_coefficient
+
+
+class TADAOutput(NamedTuple):
+    """What :class:`TADAModel` returns, in training and evaluation alike.
+
+    Attributes:
+        logits: (B, C) class scores.
+        features: (B, D) bottleneck features z (what t-SNE plots).
+        local_attention: (B, H, W) w^k ∈ [0, 1]; None for variants without local attention.
+        local_domain_logits: (B, H·W) region discriminator logits on f; None when absent.
+        global_attention: (B,) m ∈ [1, 2]; None for ``source_only`` (no discriminator).
+        domain_logits: (B,) global discriminator logit (source = 1); None for ``source_only``.
+        attended_domain_logits: (B, H·W) region logits on h, only with ``local_input="attended"``.
+    """
+
+    logits: torch.Tensor
+    features: torch.Tensor
+    local_attention: torch.Tensor | None
+    local_domain_logits: torch.Tensor | None
+    global_attention: torch.Tensor | None
+    domain_logits: torch.Tensor | None
+    attended_domain_logits: torch.Tensor | None = None
+
+
+class TADAModel(nn.Module):
+    """Backbone, local attention, bottleneck, classifier and discriminators of one variant.
+
+    Args:
+        config: the :class:`TADAConfig`; ``config.variant`` decides which parts exist.
+    """
+
+    def __init__(self, config: TADAConfig) -> None:
+        super().__init__()
+        self.config = config
+        spec = backbone_spec(config.backbone)
+        self.image_size = config.image_size or spec.default_image_size
+        self.grid = spec.grid_size(self.image_size)
+        self.backbone = build_backbone(config.backbone, config.pretrained)
+        self.grl = GradientReversal(0.0)
+        self.region_discriminators = (
+            RegionDiscriminators(self.grid * self.grid, spec.out_channels, config.local_hidden, config.dropout)
+            if config.uses_local
+            else None
+        )
+        self.bottleneck = nn.Sequential(
+            nn.Linear(spec.out_channels, config.bottleneck_dim),
+            nn.BatchNorm1d(config.bottleneck_dim),
+            nn.ReLU(inplace=True),
+        )
+        self.classifier = nn.Linear(config.bottleneck_dim, config.num_classes)
+        self.domain_discriminator = (
+            DomainDiscriminator(config.bottleneck_dim, config.global_hidden, config.dropout)
+            if config.uses_global_adversary
+            else None
+        )
+
+    def forward(self, x: torch.Tensor) -> TADAOutput:
+        cfg = self.config
+        f = self.backbone(x)  # (B, C, H, W)
+        b, _, height, width = f.shape
+        w = region_logits = attended_logits = None
+        if self.region_discriminators is not None:
+            if height * width != self.region_discriminators.num_regions:
+                raise ValueError(
+                    f"input gives a {height}×{width} feature map but the model has "
+                    f"{self.region_discriminators.num_regions} region discriminators; "
+                    f"resize images to {self.image_size}×{self.image_size}"
+                )
+            region_logits = self.region_discriminators(self.grl(f.flatten(2).transpose(1, 2)))  # (B, K)
+            w = local_attention(region_logits)  # (B, K)
+            w_used = w.detach() if cfg.detach_attention else w
+            h = f * (1.0 + w_used.view(b, 1, height, width))  # residual attention, eq. 4
+            if cfg.local_input == "attended":
+                attended_logits = self.region_discriminators(self.grl(h.flatten(2).transpose(1, 2)))
+            w = w.view(b, height, width)
+        else:
+            h = f
+        z = self.bottleneck(h.mean(dim=(2, 3)))  # (B, D)
+        logits = self.classifier(z)  # (B, C)
+        domain_logits = m = None
+        if self.domain_discriminator is not None:
+            domain_logits = self.domain_discriminator(self.grl(z))  # (B,)
+            m = global_attention(domain_logits)
+        return TADAOutput(logits, z, w, region_logits, m, domain_logits, attended_logits)
+
+    def losses(self, out: TADAOutput, y_source: torch.Tensor, progress: float) -> dict[str, torch.Tensor]:
+        """The loss terms of this variant plus ``total`` (what to call ``backward()`` on).
+
+        Sets the GRL coefficient to λ_p = trade_off · (2 / (1 + exp(−α·p)) − 1) for this step;
+        it is read when the gradient flows back. The first ``len(y_source)`` rows of ``out`` are
+        source, the rest target.
+
+        Returns:
+            ``classification`` (L_y) always; ``global_adversarial`` (L_g) unless source_only;
+            ``local_adversarial`` (L_l) for tada_local and tada; ``entropy`` (attentive L_h)
+            for tada_global and tada; ``total`` = L_y + γ·L_h + L_g + L_l.
+        """
+        cfg = self.config
+        n_source = len(y_source)
+        self.grl.coeff = grl_coefficient(progress, cfg.grl_alpha, cfg.trade_off)
+        terms = {"classification": L.classification_loss(out.logits[:n_source], y_source)}
+        if cfg.uses_global_adversary:
+            terms["global_adversarial"] = L.global_adversarial_loss(out.domain_logits, n_source)
+        if cfg.uses_local:
+            region_logits = out.attended_domain_logits if cfg.local_input == "attended" else out.local_domain_logits
+            terms["local_adversarial"] = L.local_adversarial_loss(region_logits, n_source)
+        if cfg.uses_attentive_entropy:
+            m = out.global_attention.detach() if cfg.detach_attention else out.global_attention
+            terms["entropy"] = L.attentive_entropy(out.logits, m)
+        total = terms["classification"]
+        for name, value in terms.items():
+            if name != "classification":
+                total = total + (cfg.gamma * value if name == "entropy" else value)
+        terms["total"] = total
+        return terms
+
+    def parameter_groups(self, lr: float, backbone_lr_mult: float = 0.1) -> list[dict]:
+        """SGD parameter groups: the backbone at ``lr·backbone_lr_mult`` when pretrained."""
+        backbone_lr = lr * backbone_lr_mult if self.config.pretrained else lr
+        backbone_ids = {id(p) for p in self.backbone.parameters()}
+        head = [p for p in self.parameters() if id(p) not in backbone_ids]
+        return [
+            {"params": list(self.backbone.parameters()), "lr": backbone_lr, "lr_mult": backbone_lr / lr},
+            {"params": head, "lr": lr, "lr_mult": 1.0},
+        ]
+
+
+def build_model(config: TADAConfig) -> TADAModel:
+    """Build the :class:`TADAModel` described by ``config``."""
+    return TADAModel(config)
