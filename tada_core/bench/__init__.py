@@ -1,0 +1,1 @@
+"""Benchmarks behind ``tada bench``: speed (train step), accuracy (digits suite), visualisation."""

@@ -1,0 +1,141 @@
+"""Accuracy benchmark: every variant on every pair of a suite, several seeds, the same budget.
+
+Reports the *last* checkpoint's target accuracy of each run (no model selection with target
+labels), mean ± std over seeds per variant and pair, each variant's average over pairs, and
+whether the paper's order (source_only < dann < tada_local, tada_global < tada) holds.
+Runs go to a process pool (one thread each), so ``jobs=2`` uses both cores of a small machine.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Any
+
+from tada_core.config import VARIANTS, TADAConfig
+
+SUITES: dict[str, list[tuple[str, str]]] = {
+    "digits": [("mnist", "optdigits"), ("optdigits", "mnist"), ("mnist", "mnistm")],
+    "tiny": [("mnist", "optdigits")],
+}
+
+
+def set_path(data: dict, dotted: str, value: Any) -> None:
+    """Set ``data["a"]["b"] = value`` for ``dotted = "a.b"``."""
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        data = data.setdefault(key, {})
+    data[leaf] = value
+
+
+def run_one(job: dict) -> dict:
+    """Train one (variant, pair, seed) job in a temporary folder; returns its final accuracies."""
+    import torch
+
+    from tada_core.train import train
+
+    torch.set_num_threads(job.get("threads", 1))
+    data = {"variant": job["variant"], "train": {"source": job["source"], "target": job["target"]}}
+    for key, value in job["settings"].items():
+        set_path(data, key, value)
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="tada-bench-") as out:
+        set_path(data, "train.out", out)
+        set_path(data, "train.seed", job["seed"])
+        result = train(TADAConfig.from_dict(data))
+    return {
+        "variant": job["variant"],
+        "source": job["source"],
+        "target": job["target"],
+        "seed": job["seed"],
+        "target_accuracy": result.final["target_accuracy"],
+        "source_accuracy": result.final["source_accuracy"],
+        "best_target_accuracy": result.best_accuracy,
+        "seconds": round(time.time() - started, 1),
+    }
+
+
+def summarize(runs: list[dict], pairs: list[tuple[str, str]], variants: tuple[str, ...]) -> dict:
+    """Mean ± std per variant and pair, averages over pairs and the checks of the goal."""
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    averages: dict[str, float] = {}
+    for variant in variants:
+        table[variant] = {}
+        for source, target in pairs:
+            accs = [
+                r["target_accuracy"]
+                for r in runs
+                if (r["variant"], r["source"], r["target"]) == (variant, source, target)
+            ]
+            if accs:
+                table[variant][f"{source}→{target}"] = {
+                    "mean": round(statistics.mean(accs), 2),
+                    "std": round(statistics.stdev(accs), 2) if len(accs) > 1 else 0.0,
+                    "n": len(accs),
+                }
+        if table[variant]:
+            averages[variant] = round(statistics.mean(v["mean"] for v in table[variant].values()), 2)
+    checks = {}
+    if {"tada", "source_only"} <= set(averages):
+        checks["tada_minus_source_only"] = round(averages["tada"] - averages["source_only"], 2)
+    if {"tada", "dann"} <= set(averages):
+        checks["tada_beats_dann"] = averages["tada"] > averages["dann"]
+    if set(VARIANTS) <= set(averages):
+        a = averages
+        checks["paper_order_holds"] = (
+            a["source_only"] < a["dann"] < min(a["tada_local"], a["tada_global"])
+            and max(a["tada_local"], a["tada_global"]) < a["tada"]
+        )
+    return {"table": table, "average": averages, "checks": checks}
+
+
+def bench_accuracy(
+    suite: str = "digits",
+    *,
+    seeds: int = 3,
+    variants: tuple[str, ...] = VARIANTS,
+    settings: dict[str, Any] | None = None,
+    jobs: int = 2,
+    on_result: Callable[[dict], None] | None = None,
+) -> dict:
+    """Train ``variants × pairs × seeds`` runs and summarise them.
+
+    Args:
+        suite: a key of :data:`SUITES`.
+        seeds: seeds 0 … seeds−1.
+        settings: dotted config overrides applied to every run (``{"train.iters": 1500}``).
+        jobs: parallel worker processes.
+        on_result: called with each finished run (for progress output).
+    """
+    pairs = SUITES[suite]
+    settings = dict(settings or {})
+    job_list = [
+        {"variant": v, "source": s, "target": t, "seed": seed, "settings": settings}
+        for seed in range(seeds)
+        for s, t in pairs
+        for v in variants
+    ]
+    started = time.time()
+    runs = []
+    if jobs <= 1:
+        for job in job_list:
+            runs.append(run_one(job))
+            if on_result:
+                on_result(runs[-1])
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            for future in as_completed([pool.submit(run_one, job) for job in job_list]):
+                runs.append(future.result())
+                if on_result:
+                    on_result(runs[-1])
+    return {
+        "suite": suite,
+        "seeds": seeds,
+        "settings": settings,
+        "minutes": round((time.time() - started) / 60, 1),
+        **summarize(runs, pairs, variants),
+        "runs": sorted(runs, key=lambda r: (r["variant"], r["source"], r["target"], r["seed"])),
+    }

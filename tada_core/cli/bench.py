@@ -1,0 +1,139 @@
+"""``tada bench``: speed and accuracy benchmarks (numbers for the README, never test thresholds)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import yaml
+
+from tada_core.config import VARIANTS
+from tada_core.errors import ConfigError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("bench", help="speed and accuracy benchmarks")
+    kinds = parser.add_subparsers(dest="kind", metavar="KIND", parser_class=type(parser))
+    kinds.required = True
+
+    speed = kinds.add_parser("speed", help="train-step time of each variant (ratios tada/dann, tada/source_only)")
+    speed.add_argument(
+        "--setting",
+        action="append",
+        metavar="BACKBONE:SIZE:BATCH",
+        help="repeatable; default resnet50:224:8 and lenet:28:64",
+    )
+    speed.add_argument("--repeats", type=int, default=5)
+    speed.add_argument("--warmup", type=int, default=2)
+    speed.add_argument("--device", default="cpu")
+    speed.add_argument("--json", action="store_true")
+    speed.set_defaults(func=run_speed)
+
+    acc = kinds.add_parser("accuracy", help="all variants × pairs × seeds, target accuracy mean ± std")
+    acc.add_argument("--suite", default="digits", help="digits (3 pairs) or tiny (1 pair)")
+    acc.add_argument("--seeds", type=int, default=3)
+    acc.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset")
+    acc.add_argument("--iters", type=int, default=1000, help="training steps per run (default 1000)")
+    acc.add_argument("--batch-size", type=int, default=64)
+    acc.add_argument("--jobs", type=int, default=2, help="parallel runs (default 2)")
+    acc.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, repeatable")
+    acc.add_argument("--json", action="store_true")
+    acc.set_defaults(func=run_accuracy)
+
+    tsne = kinds.add_parser("tsne", help="openTSNE vs scikit-learn TSNE on the same features")
+    tsne.add_argument("--points", type=int, default=2000)
+    tsne.add_argument("--json", action="store_true")
+    tsne.set_defaults(func=run_tsne)
+
+    attention = kinds.add_parser("attention", help="attention map cost vs plain forward and Grad-CAM (resnet50)")
+    attention.add_argument("--repeats", type=int, default=5)
+    attention.add_argument("--json", action="store_true")
+    attention.set_defaults(func=run_attention)
+
+
+def _parse_setting(text: str) -> tuple[str, int, int]:
+    try:
+        backbone, size, batch = text.split(":")
+        return backbone, int(size), int(batch)
+    except ValueError:
+        raise ConfigError(f"--setting {text!r} must look like resnet50:224:8 (backbone:image size:batch)") from None
+
+
+def _parse_overrides(items: list[str]) -> dict:
+    overrides = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r} must look like key=value, e.g. --set detach_attention=true")
+        key, value = item.split("=", 1)
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+def _emit(result: dict, as_json: bool, lines: list[str]) -> int:
+    print(json.dumps(result) if as_json else "\n".join(lines))
+    return 0
+
+
+def run_speed(args: argparse.Namespace) -> int:
+    from tada_core.bench.speed import DEFAULT_SETTINGS, bench_speed
+
+    settings = tuple(_parse_setting(s) for s in args.setting) if args.setting else DEFAULT_SETTINGS
+    result = bench_speed(settings, repeats=args.repeats, warmup=args.warmup, device=args.device)
+    lines = []
+    for r in result["results"]:
+        lines.append(
+            f"{r['backbone']} @ {r['image_size']}px, {r['batch_per_domain']}+{r['batch_per_domain']} images, {r['device']}:"
+        )
+        for variant, seconds in r["seconds_per_step"].items():
+            lines.append(f"  {variant:12s} {seconds * 1000:8.1f} ms/step  {r['images_per_second'][variant]:8.1f} img/s")
+        lines.append(f"  tada/dann = {r.get('tada_over_dann')}  tada/source_only = {r.get('tada_over_source_only')}")
+        if "params" in r:
+            p = r["params"]
+            lines.append(f"  params: backbone {p['backbone']:,}  local discriminators {p['local_discriminators']:,}")
+    return _emit(result, args.json, lines)
+
+
+def run_accuracy(args: argparse.Namespace) -> int:
+    from tada_core.bench.accuracy import SUITES, bench_accuracy
+
+    if args.suite not in SUITES:
+        raise ConfigError(f"unknown suite {args.suite!r}; choose one of {', '.join(SUITES)}")
+    variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ConfigError(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    settings = {"train.iters": args.iters, "train.batch_size": args.batch_size, "train.eval_every": args.iters}
+    settings.update(_parse_overrides(args.set))
+
+    def report(run: dict) -> None:
+        print(
+            f"  {run['variant']:12s} {run['source']}→{run['target']} seed {run['seed']}: "
+            f"{run['target_accuracy']:.2f}% ({run['seconds']:.0f}s)",
+            file=sys.stderr,
+        )
+
+    result = bench_accuracy(
+        args.suite, seeds=args.seeds, variants=variants, settings=settings, jobs=args.jobs, on_result=report
+    )
+    pairs = list(next(iter(result["table"].values())).keys()) if result["table"] else []
+    lines = [f"{'variant':12s} " + " ".join(f"{p:>18s}" for p in pairs) + f" {'average':>8s}"]
+    for variant, row in result["table"].items():
+        cells = " ".join(f"{row[p]['mean']:>10.2f} ± {row[p]['std']:<5.2f}" for p in pairs)
+        lines.append(f"{variant:12s} {cells} {result['average'][variant]:>8.2f}")
+    lines.append(f"checks: {result['checks']}  ({result['minutes']} min)")
+    return _emit(result, args.json, lines)
+
+
+def run_tsne(args: argparse.Namespace) -> int:
+    from tada_core.bench.viz import bench_tsne
+
+    result = bench_tsne(n_points=args.points)
+    return _emit(result, args.json, [f"{k}: {v}" for k, v in result.items()])
+
+
+def run_attention(args: argparse.Namespace) -> int:
+    from tada_core.bench.viz import bench_attention
+
+    result = bench_attention(repeats=args.repeats)
+    return _emit(result, args.json, [f"{k}: {v}" for k, v in result.items()])

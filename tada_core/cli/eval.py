@@ -1,0 +1,44 @@
+"""``tada eval``: accuracy and per-class accuracy of a checkpoint on a labelled domain."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from tada_core.checkpoint import load_checkpoint
+from tada_core.data import load_domain
+from tada_core.errors import DataError
+from tada_core.evaluate import evaluate
+from tada_core.run_data import image_size_for, norm_for
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("eval", help="evaluate a checkpoint on a labelled domain")
+    parser.add_argument("--checkpoint", type=Path, required=True, help=".safetensors checkpoint")
+    parser.add_argument("--domain", required=True, help="built-in name, ImageFolder folder or image-list file")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    model, info = load_checkpoint(args.checkpoint, device=args.device)
+    domain = load_domain(args.domain, image_size=image_size_for(info.config), norm=norm_for(info.config), train=False)
+    if domain.class_names != info.class_names:
+        only_ckpt = sorted(set(info.class_names) - set(domain.class_names))
+        only_data = sorted(set(domain.class_names) - set(info.class_names))
+        raise DataError(
+            f"the classes of {args.domain} do not match the checkpoint's "
+            f"(only in checkpoint: {only_ckpt or '-'}; only in domain: {only_data or '-'}; or a different order)"
+        )
+    result = evaluate(model, domain.dataset, info.class_names, batch_size=args.batch_size, device=args.device)
+    result = {"checkpoint": str(args.checkpoint), "domain": args.domain, "variant": info.variant, **result}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{info.variant} on {args.domain}: accuracy {result['accuracy']:.2f}% ({result['n']} images)")
+        for name, acc in result["per_class"].items():
+            print(f"  {name:>12}: {acc:6.2f}%")
+    return 0

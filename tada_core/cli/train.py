@@ -1,0 +1,131 @@
+"""``tada train``: adapt a classifier from a labelled source to an unlabelled target domain."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tada_core.config import VARIANTS, TADAConfig
+from tada_core.train import Callback, Run, TrainResult, train
+
+# flag name -> (config path, type, help)
+FLAGS: dict[str, tuple[str, type, str]] = {
+    "source": ("train.source", str, "source domain: built-in name, ImageFolder folder or image-list file"),
+    "target": ("train.target", str, "target domain (its labels are used only to report accuracy)"),
+    "variant": ("variant", str, f"one of {', '.join(VARIANTS)} (default tada)"),
+    "backbone": ("backbone", str, "lenet, resnet18, resnet34, resnet50, resnet101 (default lenet)"),
+    "iters": ("train.iters", int, "training steps (default 2000)"),
+    "batch_size": ("train.batch_size", int, "images per domain per step (default 64)"),
+    "lr": ("train.optim.lr", float, "initial learning rate of the new layers (default 0.01)"),
+    "seed": ("train.seed", int, "random seed (default 0)"),
+    "out": ("train.out", str, "run folder (default runs/latest)"),
+    "device": ("train.device", str, "cpu or cuda (default cpu)"),
+    "eval_every": ("train.eval_every", int, "evaluate and checkpoint every N steps (default 500)"),
+    "eval_max": ("train.eval_max", int, "evaluate on at most N images per domain (default all)"),
+    "workers": ("train.workers", int, "DataLoader worker processes (default 0)"),
+    "gamma": ("gamma", float, "weight of the attentive entropy loss (default 0.1)"),
+    "trade_off": ("trade_off", float, "λ, weight of the adversarial losses (default 1.0)"),
+    "local_hidden": ("local_hidden", int, "hidden width of each region discriminator"),
+    "local_input": ("local_input", str, "features (f, the paper) or attended (h)"),
+    "image_size": ("image_size", int, "input side in pixels (default: the backbone's)"),
+}
+SWITCHES: dict[str, tuple[str, str]] = {
+    "pretrained": ("pretrained", "use ImageNet weights for a torchvision backbone"),
+    "detach_attention": ("detach_attention", "stop gradients through the attention weights w and m"),
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("train", help="train a model (TADA or an ablation variant)")
+    for name, (_, kind, text) in FLAGS.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None, help=text)
+    for name, (_, text) in SWITCHES.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", action="store_true", default=None, help=text)
+    parser.add_argument("--config", type=Path, help="YAML config file; flags given on the command line win")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--json", action="store_true", help="print the final metrics as JSON on stdout")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace) -> TADAConfig:
+    """Config file (or, with --resume, the run's saved config), then explicit flags on top."""
+    data: dict = {}
+    saved = Path(args.out or "runs/latest") / "config.yaml"
+    if args.resume and saved.is_file() and args.config is None:
+        data = TADAConfig.from_yaml(saved).to_dict()
+    elif args.config is not None:
+        data = TADAConfig.from_yaml(args.config).to_dict()
+    for name, (path, _) in {**{k: (v[0], None) for k, v in FLAGS.items()}, **SWITCHES}.items():
+        value = getattr(args, name)
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = path.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return TADAConfig.from_dict(data)
+
+
+class ProgressCallback(Callback):
+    """A tqdm bar on stderr with the running losses, and one line per evaluation."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.bar = None
+
+    def on_start(self, run: Run) -> None:
+        if self.enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=run.config.train.iters, initial=run.step, desc="train", file=sys.stderr)
+
+    def on_step(self, run: Run, logs: dict[str, float]) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            if run.step % 10 == 0:
+                self.bar.set_postfix(loss=f"{logs['total']:.3f}", cls=f"{logs['classification']:.3f}")
+
+    def on_eval(self, run: Run, record: dict) -> None:
+        line = (
+            f"step {record['step']}: target acc {record['target_accuracy']:.2f}%  "
+            f"source acc {record['source_accuracy']:.2f}%  (best target {record['best_target_accuracy']:.2f}%)"
+        )
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr)
+
+    def on_end(self, run: Run, result: TrainResult) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    tc = config.train
+    result = train(config, resume=args.resume, callbacks=[ProgressCallback(enabled=not args.quiet and not args.json)])
+    summary = {
+        "variant": config.variant,
+        "source": tc.source,
+        "target": tc.target,
+        "steps": result.steps,
+        "stopped": result.stopped,
+        "target_accuracy": result.final["target_accuracy"],
+        "source_accuracy": result.final["source_accuracy"],
+        "best_target_accuracy": result.best_accuracy,
+        "last": str(result.last),
+        "best": str(result.best) if result.best else None,
+        "out": str(result.out_dir),
+    }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(
+            f"{config.variant} {tc.source}→{tc.target}: target accuracy {summary['target_accuracy']:.2f}% "
+            f"after {result.steps} steps (best {result.best_accuracy:.2f}%); checkpoint {result.last}"
+        )
+    return 0
