@@ -162,7 +162,7 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
 
 
 def test_checkpoint_with_wrong_shapes_or_metadata(tmp_path):
-    path, model = _saved(tmp_path)
+    _, model = _saved(tmp_path)
     state = {f"model.{k}": v for k, v in model.state_dict().items()}
     info = CheckpointInfo(TADAConfig(num_classes=3), ["a", "b", "c"])
     save_file(state, tmp_path / "shapes.safetensors", metadata={"tada": info.to_json()})
