@@ -1,7 +1,8 @@
 """One optimisation step and the optimiser with the recipe of METHOD.md.
 
 SGD with momentum 0.9, Nesterov, weight decay 5e-4; lr_p = lr_0·(1 + α·p)^(−β) with the
-pretrained backbone at 0.1× (its parameter group carries ``lr_mult``).
+pretrained backbone at 0.1× (its parameter group carries ``lr_mult``). On CUDA the step can run
+under automatic mixed precision (bf16, or fp16 with a gradient scaler).
 """
 
 from __future__ import annotations
@@ -10,6 +11,12 @@ import torch
 
 from tada_core.config import TADAConfig
 from tada_core.model import TADAModel
+
+
+def unwrap(model: torch.nn.Module) -> TADAModel:
+    """The :class:`TADAModel` inside a ``torch.compile`` and/or DistributedDataParallel wrapper."""
+    model = getattr(model, "_orig_mod", model)
+    return getattr(model, "module", model)
 
 
 def lr_factor(progress: float, alpha: float = 10.0, beta: float = 0.75) -> float:
@@ -25,26 +32,46 @@ def build_optimizer(model: TADAModel, config: TADAConfig) -> torch.optim.SGD:
     )
 
 
+def amp_settings(device: str, enabled: bool) -> tuple[torch.dtype | None, torch.amp.GradScaler | None]:
+    """(autocast dtype, scaler): bf16 where the GPU supports it, else fp16 with a scaler; off on CPU."""
+    if not enabled or not device.startswith("cuda"):
+        return None, None
+    if torch.cuda.is_bf16_supported():
+        return torch.bfloat16, None
+    return torch.float16, torch.amp.GradScaler("cuda")
+
+
 def train_step(
-    model: TADAModel,
+    model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     batch_source: tuple[torch.Tensor, torch.Tensor],
     batch_target: tuple[torch.Tensor, torch.Tensor],
     progress: float,
     lr: float,
+    *,
+    amp_dtype: torch.dtype | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> dict[str, float]:
     """One SGD step on a source and a target batch; returns the loss terms as floats."""
     (x_s, y_s), (x_t, _) = batch_source, batch_target
+    core = unwrap(model)
     for group in optimizer.param_groups:
         group["lr"] = lr * group.get("lr_mult", 1.0)
     model.train()
-    out = model(torch.cat([x_s, x_t]))
-    losses = model.losses(out, y_s, progress=progress)
+    x = torch.cat([x_s, x_t])
+    with torch.autocast(device_type=x.device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+        out = model(x)
+        losses = core.losses(out, y_s, progress=progress)
     optimizer.zero_grad(set_to_none=True)
-    losses["total"].backward()
-    optimizer.step()
+    if scaler is not None:
+        scaler.scale(losses["total"]).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        losses["total"].backward()
+        optimizer.step()
     logs = {name: float(value.detach()) for name, value in losses.items()}
     logs["source_accuracy_batch"] = 100.0 * float((out.logits[: len(y_s)].argmax(1) == y_s).float().mean())
     logs["lr"] = lr
-    logs["grl"] = model.grl.coeff
+    logs["grl"] = core.grl.coeff
     return logs
