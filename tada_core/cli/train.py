@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
+
+import torch
 
 from tada_core.config import VARIANTS, TADAConfig
 from tada_core.train import Callback, Run, TrainResult, train
@@ -107,7 +110,15 @@ class ProgressCallback(Callback):
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     tc = config.train
-    result = train(config, resume=args.resume, callbacks=[ProgressCallback(enabled=not args.quiet and not args.json)])
+    try:
+        result = train(
+            config, resume=args.resume, callbacks=[ProgressCallback(enabled=not args.quiet and not args.json)]
+        )
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # in a torchrun launch only rank 0 reports
     summary = {
         "variant": config.variant,
         "source": tc.source,

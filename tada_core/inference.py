@@ -1,0 +1,157 @@
+"""Attention inference on a list of images: what the CLI's ``tada attention`` and the app call.
+
+Images of any size and mode (grey, palette, RGBA, 16-bit, …) go through the checkpoint's own test
+transform (:func:`tada_core.data.build_transform` at the model's input size, with its backbone's
+normalisation) and through the model in batches, without gradients, in eval mode.
+
+Example:
+    >>> model, info = load_checkpoint("runs/latest/best.safetensors")
+    >>> [result] = predict_attention(model, info, [Image.open("digit.png")])
+    >>> result.grid.shape, result.predicted, result.global_attention
+    ((7, 7), '3', 1.62)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from tada_core.checkpoint import CheckpointInfo
+from tada_core.data import build_transform, load_image
+from tada_core.data.images import to_rgb
+from tada_core.model import TADAModel
+from tada_core.run_data import image_size_for, norm_for
+
+ImageInput = Image.Image | str | os.PathLike | bytes
+
+
+@dataclass
+class AttentionResult:
+    """The model's view of one image.
+
+    Attributes:
+        image: (S, S, 3) uint8 RGB, the image as the model saw it (resized / centre-cropped,
+            un-normalised), ready for :func:`tada_core.viz.overlay_attention`.
+        grid: (h, w) float32 local attention w ∈ [0, 1]; None for variants without it.
+        probs: (C,) float32 softmax probabilities.
+        top_k: the k most probable ``(class name, probability)`` pairs, most probable first.
+        predicted: the most probable class name.
+        global_attention: m ∈ [1, 2]; None for ``source_only``.
+        domain_prob: σ(global domain logit) = P(source); None for ``source_only``.
+    """
+
+    image: np.ndarray
+    grid: np.ndarray | None
+    probs: np.ndarray
+    top_k: list[tuple[str, float]]
+    predicted: str
+    global_attention: float | None
+    domain_prob: float | None
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (no image pixels)."""
+        return {
+            "predicted": self.predicted,
+            "top_k": [{"class": name, "prob": round(p, 6)} for name, p in self.top_k],
+            "global_attention": self.global_attention,
+            "domain_prob": self.domain_prob,
+            "grid_shape": list(self.grid.shape) if self.grid is not None else None,
+            "grid": np.round(self.grid, 6).tolist() if self.grid is not None else None,
+            "grid_mean": float(self.grid.mean()) if self.grid is not None else None,
+        }
+
+
+def input_spec(info_or_model: CheckpointInfo | TADAModel) -> tuple[int, tuple]:
+    """The input side S and the ``(mean, std)`` normalisation a checkpoint or model expects."""
+    config = info_or_model.config
+    size = info_or_model.image_size if isinstance(info_or_model, TADAModel) else image_size_for(config)
+    return size, norm_for(config)
+
+
+def _as_pil(image: ImageInput) -> Image.Image:
+    if isinstance(image, Image.Image):
+        return to_rgb(image)
+    return load_image(image)
+
+
+def preprocess(
+    images: Sequence[ImageInput], info_or_model: CheckpointInfo | TADAModel
+) -> tuple[torch.Tensor, list[np.ndarray]]:
+    """Turn images into the model's input batch and the matching display arrays.
+
+    Args:
+        images: PIL images of any size and mode, or paths / encoded bytes (read with
+            :func:`tada_core.data.load_image`, which raises ``DataError`` for bad files).
+        info_or_model: a :class:`CheckpointInfo` or the model, to read the input size and norm.
+
+    Returns:
+        ``(batch, displays)``: float32 tensor (B, 3, S, S) normalised, and B uint8 (S, S, 3) RGB
+        arrays of exactly those pixels un-normalised.
+    """
+    size, norm = input_spec(info_or_model)
+    transform = build_transform(size, norm, train=False)
+    if not images:
+        return torch.empty(0, 3, size, size), []
+    batch = torch.stack([transform(_as_pil(image)) for image in images])  # (B, 3, S, S)
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in norm)
+    pixels = (batch * std + mean).clamp(0, 1).mul(255).round().to(torch.uint8)
+    return batch, list(pixels.permute(0, 2, 3, 1).numpy())
+
+
+@torch.no_grad()
+def _forward(model: TADAModel, batch: torch.Tensor) -> dict[str, torch.Tensor | None]:
+    device = next(model.parameters()).device
+    out = model(batch.to(device))
+    return {
+        "probs": out.logits.float().softmax(dim=1).cpu(),
+        "grid": out.local_attention.float().cpu() if out.local_attention is not None else None,
+        "m": out.global_attention.float().cpu() if out.global_attention is not None else None,
+        "domain_prob": out.domain_logits.float().sigmoid().cpu() if out.domain_logits is not None else None,
+    }
+
+
+def predict_attention(
+    model: TADAModel,
+    info: CheckpointInfo,
+    images: Sequence[ImageInput],
+    top_k: int = 5,
+    batch_size: int = 64,
+) -> list[AttentionResult]:
+    """Local attention grid, prediction, global attention m and P(source) for each image.
+
+    Runs without gradients in eval mode (the model's mode is restored afterwards), ``batch_size``
+    images per forward pass.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    names = info.class_names
+    k = max(1, min(top_k, len(names)))
+    was_training = model.training
+    model.eval()
+    results: list[AttentionResult] = []
+    try:
+        for start in range(0, len(images), batch_size):
+            batch, displays = preprocess(images[start : start + batch_size], info)
+            out = _forward(model, batch)
+            for i, display in enumerate(displays):
+                probs = out["probs"][i].numpy()
+                order = np.argsort(-probs, kind="stable")[:k]
+                results.append(
+                    AttentionResult(
+                        image=display,
+                        grid=out["grid"][i].numpy() if out["grid"] is not None else None,
+                        probs=probs,
+                        top_k=[(names[j], float(probs[j])) for j in order],
+                        predicted=names[order[0]],
+                        global_attention=float(out["m"][i]) if out["m"] is not None else None,
+                        domain_prob=float(out["domain_prob"][i]) if out["domain_prob"] is not None else None,
+                    )
+                )
+    finally:
+        model.train(was_training)
+    return results

@@ -1,0 +1,364 @@
+"""Pictures of transferability: attention overlays, t-SNE panels, domain-level attention.
+
+Every function here is pure: arrays in, an image array or a :class:`matplotlib.figure.Figure`
+out. Figures are built object-oriented on the Agg canvas (no pyplot, no global state, nothing
+to close by hand); :func:`figure_to_png` / :func:`figure_to_array` render and release them.
+
+Conventions:
+    * images are ``uint8`` arrays of shape (H, W, 3) in **RGB** order, values 0–255;
+    * local attention grids are float arrays (h, w) of w^k ∈ [0, 1]; global attention m ∈ [1, 2];
+    * colours use a fixed scale ``[vmin, vmax] = [0, 1]`` by default, so overlays of source and
+      target images compare; ``normalize=True`` stretches each grid to its own min–max instead
+      (figures then say "per-image normalised");
+    * t-SNE colours follow the paper's Figure 2: source red, target blue.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from PIL import Image
+
+if TYPE_CHECKING:
+    from tada_core.inference import AttentionResult
+
+MODES = ("smooth", "blocky")
+SOURCE_COLOR = "#d62728"  # red, as the paper's Figure 2
+TARGET_COLOR = "#1f77b4"  # blue
+_DISPLAY_SIDE = 224  # small images (digits) are enlarged to this side before overlaying in figures
+
+
+def _colormap(name: str) -> matplotlib.colors.Colormap:
+    try:
+        return matplotlib.colormaps[name]
+    except KeyError:
+        raise ValueError(f"unknown colormap {name!r}; use a matplotlib name such as 'jet' or 'viridis'") from None
+
+
+def color_range(
+    grid: np.ndarray, *, normalize: bool = False, vmin: float = 0.0, vmax: float = 1.0
+) -> tuple[float, float]:
+    """The (low, high) values mapped to the ends of the colormap.
+
+    Fixed ``(vmin, vmax)`` unless ``normalize``: then the grid's own min and max (a constant grid
+    has no range to stretch and keeps the fixed scale).
+    """
+    if normalize:
+        lo, hi = float(np.min(grid)), float(np.max(grid))
+        if hi > lo:
+            return lo, hi
+    if vmax <= vmin:
+        raise ValueError(f"vmax ({vmax}) must be larger than vmin ({vmin})")
+    return float(vmin), float(vmax)
+
+
+def upsample_grid(grid: np.ndarray, height: int, width: int, mode: str = "smooth") -> np.ndarray:
+    """Resize an (h, w) grid to (height, width) float32, aligned on pixel centres.
+
+    ``blocky``: nearest neighbour, each region a solid block. ``smooth``: bicubic, clipped to the
+    grid's own range so no value is invented outside it.
+    """
+    grid = np.asarray(grid, dtype=np.float32)
+    if grid.ndim != 2:
+        raise ValueError(f"grid must be 2-D (h, w), got shape {grid.shape}")
+    if mode == "blocky":
+        rows = np.minimum(((np.arange(height) + 0.5) * grid.shape[0] / height).astype(int), grid.shape[0] - 1)
+        cols = np.minimum(((np.arange(width) + 0.5) * grid.shape[1] / width).astype(int), grid.shape[1] - 1)
+        return grid[np.ix_(rows, cols)]
+    if mode == "smooth":
+        resized = Image.fromarray(grid).resize((width, height), Image.Resampling.BICUBIC)
+        return np.clip(np.asarray(resized, dtype=np.float32), grid.min(), grid.max())
+    raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+
+
+def overlay_attention(
+    image: np.ndarray,
+    grid: np.ndarray,
+    *,
+    cmap: str = "jet",
+    alpha: float = 0.5,
+    mode: str = "smooth",
+    normalize: bool = False,
+    vmin: float = 0.0,
+    vmax: float = 1.0,
+) -> np.ndarray:
+    """Blend the colour-mapped attention grid over ``image``.
+
+    Each pixel is ``round((1 − alpha)·image + alpha·255·cmap(t))`` with ``t`` the upsampled grid
+    value scaled by :func:`color_range` and clipped to [0, 1].
+
+    Args:
+        image: (H, W, 3) uint8 RGB (a (H, W) grayscale array is replicated to RGB).
+        grid: (h, w) float local attention, e.g. w^k ∈ [0, 1].
+        cmap: matplotlib colormap name; with ``jet``, high attention is red, low is blue.
+        alpha: opacity of the heatmap, 0 (image only) to 1 (heatmap only).
+        mode: ``smooth`` (bicubic upsampling) or ``blocky`` (nearest: one block per region).
+        normalize: stretch this grid to its own min–max instead of the fixed [vmin, vmax].
+
+    Returns:
+        (H, W, 3) uint8 RGB.
+    """
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be a uint8 (H, W, 3) RGB array, got {image.dtype} {image.shape}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    lo, hi = color_range(grid, normalize=normalize, vmin=vmin, vmax=vmax)
+    up = upsample_grid(grid, image.shape[0], image.shape[1], mode)
+    colors = _colormap(cmap)(np.clip((up - lo) / (hi - lo), 0.0, 1.0))[..., :3]  # (H, W, 3) in [0, 1]
+    blended = (1.0 - alpha) * image.astype(np.float64) + alpha * 255.0 * colors
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+
+
+def _enlarge(image: np.ndarray, side: int = _DISPLAY_SIDE) -> np.ndarray:
+    """Enlarge a small image by an integer factor (nearest) so a smooth overlay can show."""
+    factor = max(1, side // max(image.shape[:2]))
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1) if factor > 1 else image
+
+
+def _write_cells(ax, grid: np.ndarray, cmap: str, lo: float, hi: float) -> None:
+    """Draw the grid as coloured cells with their values written in them."""
+    ax.imshow(grid, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
+    h, w = grid.shape
+    if h * w <= 400:
+        colors = _colormap(cmap)(np.clip((grid - lo) / (hi - lo), 0.0, 1.0))
+        luminance = colors[..., :3] @ np.array([0.299, 0.587, 0.114])
+        size = max(4.0, min(9.0, 63.0 / max(h, w)))
+        decimals = 3 if np.abs(grid).max() < 0.1 else 2  # small maps (e.g. a confused discriminator) stay readable
+        for (i, j), value in np.ndenumerate(grid):
+            ax.text(j, i, f"{value:.{decimals}f}", ha="center", va="center", fontsize=size,
+                    color="black" if luminance[i, j] > 0.5 else "white")  # fmt: skip
+    ax.set_xticks(range(w))
+    ax.set_yticks(range(h))
+    ax.tick_params(labelsize=7, length=0)
+
+
+def _scale_label(name: str, normalize: bool) -> str:
+    return f"{name} (per-image normalised)" if normalize else f"{name} (fixed scale)"
+
+
+def _note(ax, text: str) -> None:
+    """An empty panel that says why it is empty."""
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=11, transform=ax.transAxes)
+    ax.set_axis_off()
+
+
+def attention_figure(
+    result: AttentionResult,
+    *,
+    cmap: str = "jet",
+    alpha: float = 0.5,
+    mode: str = "smooth",
+    normalize: bool = False,
+    title: str | None = None,
+) -> Figure:
+    """Image | overlay with colour bar | the h×w grid with its values, and a caption.
+
+    The caption gives the predicted class, top-k probabilities, global attention m and
+    P(source). Variants without local attention show the image and a note instead.
+    """
+    fig = Figure(figsize=(13.5, 4.9), layout="constrained")
+    axes = fig.subplots(1, 3)
+    side = result.image.shape[0]
+    axes[0].imshow(result.image, interpolation="nearest")
+    axes[0].set_title(f"input as the model sees it ({side}×{result.image.shape[1]})", fontsize=10)
+    axes[0].set_axis_off()
+    if result.grid is None:
+        for ax in axes[1:]:
+            _note(ax, "no local attention:\nthis variant has no\nregion discriminators")
+    else:
+        lo, hi = color_range(result.grid, normalize=normalize)
+        display = _enlarge(result.image)
+        axes[1].imshow(overlay_attention(display, result.grid, cmap=cmap, alpha=alpha, mode=mode, normalize=normalize))
+        axes[1].set_title(f"attention overlay ({mode}, alpha {alpha:g})", fontsize=10)
+        axes[1].set_axis_off()
+        mappable = ScalarMappable(norm=Normalize(lo, hi), cmap=_colormap(cmap))
+        fig.colorbar(mappable, ax=axes[1], fraction=0.046, pad=0.03).set_label(
+            _scale_label("local attention w", normalize), fontsize=9
+        )
+        h, w = result.grid.shape
+        _write_cells(axes[2], result.grid, cmap, lo, hi)
+        axes[2].set_title(f"w per region ({h}×{w}), mean {float(np.mean(result.grid)):.2f}", fontsize=10)
+    top = ", ".join(f"{name} {p:.1%}" for name, p in result.top_k)
+    lines = [f"predicted: {result.predicted} ({float(np.max(result.probs)):.1%})    top-{len(result.top_k)}: {top}"]
+    extra = []
+    if result.global_attention is not None:
+        extra.append(f"global attention m = {result.global_attention:.3f} (1 = domain-certain, 2 = indistinguishable)")
+    if result.domain_prob is not None:
+        extra.append(f"P(source) = {result.domain_prob:.3f}")
+    if extra:
+        lines.append("    ".join(extra))
+    fig.supxlabel("\n".join(lines), fontsize=10)
+    fig.suptitle(title or "Transferable attention", fontsize=12)
+    return fig
+
+
+@dataclass
+class TsnePanel:
+    """One checkpoint's t-SNE: embedding (N, 2), domain per point (0/"source", 1/"target"),
+    class index per point, the class names, a title and optionally its A-distance."""
+
+    embedding: np.ndarray
+    domains: np.ndarray
+    labels: np.ndarray
+    class_names: Sequence[str]
+    title: str = ""
+    a_distance: float | None = None
+
+
+def _domain_codes(domains: np.ndarray | Sequence) -> np.ndarray:
+    domains = np.asarray(domains)
+    if domains.dtype.kind in "USO":
+        lowered = np.char.lower(domains.astype(str))
+        unknown = sorted(set(lowered.tolist()) - {"source", "target"})
+        if unknown:
+            raise ValueError(f"domains must be 'source' or 'target', got {unknown[:3]}")
+        return (lowered == "target").astype(int)
+    if not np.isin(domains, (0, 1)).all():
+        raise ValueError("domains must be 0 (source) or 1 (target)")
+    return domains.astype(int)
+
+
+def _class_colors(n: int) -> np.ndarray:
+    if n <= 10:
+        return _colormap("tab10")(np.arange(n))
+    if n <= 20:
+        return _colormap("tab20")(np.arange(n))
+    return _colormap("turbo")(np.linspace(0.0, 1.0, n))
+
+
+def _draw_tsne(ax_domain, ax_class, panel: TsnePanel) -> None:
+    emb = np.asarray(panel.embedding, dtype=float)
+    codes = _domain_codes(panel.domains)
+    labels = np.asarray(panel.labels, dtype=int)
+    if emb.ndim != 2 or emb.shape[1] != 2 or len(codes) != len(emb) or len(labels) != len(emb):
+        raise ValueError("embedding must be (N, 2) with N domains and N labels")
+    order = np.random.default_rng(0).permutation(len(emb))  # mixed drawing order: no domain hides the other
+    size = 6.0 if len(emb) <= 2000 else 2.0
+    domain_colors = np.array([matplotlib.colors.to_rgba(c) for c in (SOURCE_COLOR, TARGET_COLOR)])
+    ax_domain.scatter(*emb[order].T, c=domain_colors[codes[order]], s=size, alpha=0.6, linewidths=0)
+    counts = np.bincount(codes, minlength=2)
+    handles = [
+        Line2D([], [], marker="o", ls="", color=c, label=f"{name} ({n})")
+        for c, name, n in zip((SOURCE_COLOR, TARGET_COLOR), ("source", "target"), counts, strict=True)
+    ]
+    ax_domain.legend(handles=handles, loc="best", fontsize=8, markerscale=1.2)
+    head = f"{panel.title}: " if panel.title else ""
+    a_text = f" — A-distance {panel.a_distance:.3f}" if panel.a_distance is not None else ""
+    ax_domain.set_title(f"{head}by domain{a_text}", fontsize=10)
+    names = list(panel.class_names)
+    palette = _class_colors(max(len(names), int(labels.max(initial=0)) + 1))
+    ax_class.scatter(*emb[order].T, c=palette[labels[order]], s=size, alpha=0.7, linewidths=0)
+    if len(names) <= 20:
+        handles = [Line2D([], [], marker="o", ls="", color=palette[i], label=n) for i, n in enumerate(names)]
+        ax_class.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False)
+    ax_class.set_title(f"{head}by class ({len(names)} classes)", fontsize=10)
+    for ax in (ax_domain, ax_class):
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+
+def tsne_figure(
+    embedding: np.ndarray,
+    domains: np.ndarray | Sequence,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    *,
+    title: str = "",
+    a_distance: float | None = None,
+) -> Figure:
+    """Two panels of one t-SNE: coloured by domain (source red, target blue) and by class."""
+    fig = Figure(figsize=(12, 5.4), layout="constrained")
+    ax_domain, ax_class = fig.subplots(1, 2)
+    _draw_tsne(ax_domain, ax_class, TsnePanel(embedding, domains, labels, class_names, "", a_distance))
+    fig.suptitle(title or "t-SNE of bottleneck features", fontsize=12)
+    return fig
+
+
+def tsne_comparison_figure(panels: Sequence[TsnePanel], *, title: str = "") -> Figure:
+    """Checkpoints side by side (e.g. source_only vs tada, the paper's Figure 2).
+
+    One column per panel: by domain on top, by class below.
+    """
+    if not panels:
+        raise ValueError("tsne_comparison_figure needs at least one panel")
+    fig = Figure(figsize=(6.2 * len(panels), 10.5), layout="constrained")
+    axes = fig.subplots(2, len(panels), squeeze=False)
+    for col, panel in enumerate(panels):
+        _draw_tsne(axes[0, col], axes[1, col], panel)
+    fig.suptitle(title or "t-SNE of bottleneck features: source (red) vs target (blue)", fontsize=12)
+    return fig
+
+
+def domain_attention_figure(
+    mean_grid: np.ndarray | None,
+    m_values: np.ndarray | None,
+    *,
+    cmap: str = "jet",
+    title: str | None = None,
+) -> Figure:
+    """A domain at a glance: mean local attention map (fixed [0, 1] scale) + histogram of m ∈ [1, 2]."""
+    fig = Figure(figsize=(11, 4.6), layout="constrained")
+    ax_grid, ax_hist = fig.subplots(1, 2)
+    if mean_grid is None:
+        _note(ax_grid, "no local attention\nin this variant")
+    else:
+        mean_grid = np.asarray(mean_grid, dtype=float)
+        _write_cells(ax_grid, mean_grid, cmap, 0.0, 1.0)
+        fig.colorbar(
+            ScalarMappable(norm=Normalize(0.0, 1.0), cmap=_colormap(cmap)), ax=ax_grid, fraction=0.046
+        ).set_label(_scale_label("mean local attention w", False), fontsize=9)
+        ax_grid.set_title(f"mean w per region ({mean_grid.shape[0]}×{mean_grid.shape[1]})", fontsize=10)
+    if m_values is None or len(m_values) == 0:
+        _note(ax_hist, "no global attention\nin this variant")
+    else:
+        m_values = np.asarray(m_values, dtype=float)
+        ax_hist.hist(m_values, bins=np.linspace(1.0, 2.0, 26), color="#555555", edgecolor="white")
+        ax_hist.axvline(m_values.mean(), color=SOURCE_COLOR, ls="--", label=f"mean {m_values.mean():.3f}")
+        ax_hist.set_xlim(1.0, 2.0)
+        ax_hist.set_xlabel("global attention m = 1 + H₂(d̂)   (1: domain-certain, 2: indistinguishable)", fontsize=9)
+        ax_hist.set_ylabel("images")
+        ax_hist.legend(fontsize=8)
+        ax_hist.set_title(
+            f"m over {len(m_values)} images (min {m_values.min():.3f}, max {m_values.max():.3f})", fontsize=10
+        )
+    fig.suptitle(title or "Attention over a domain", fontsize=12)
+    return fig
+
+
+def _release(fig: Figure) -> None:
+    if fig.canvas.manager is not None:  # a pyplot figure: unregister it too
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    fig.clear()
+
+
+def figure_to_png(fig: Figure, *, dpi: int = 110) -> bytes:
+    """Render ``fig`` as PNG bytes and release it."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    _release(fig)
+    return buffer.getvalue()
+
+
+def figure_to_array(fig: Figure, *, dpi: int = 110) -> np.ndarray:
+    """Render ``fig`` as a (H, W, 3) uint8 RGB array and release it."""
+    fig.set_dpi(dpi)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    array = np.asarray(canvas.buffer_rgba())[..., :3].copy()
+    _release(fig)
+    return array
