@@ -88,7 +88,7 @@ class TADAConfig:
     local_hidden: int = 64
     global_hidden: int = 1024
     dropout: float = 0.5
-    detach_attention: bool = False
+    detach_attention: bool = True
     local_input: str = "features"
     gamma: float = 0.1
     trade_off: float = 1.0

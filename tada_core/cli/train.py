@@ -36,7 +36,10 @@ FLAGS: dict[str, tuple[str, type, str]] = {
 }
 SWITCHES: dict[str, tuple[str, str]] = {
     "pretrained": ("pretrained", "use ImageNet weights for a torchvision backbone"),
-    "detach_attention": ("detach_attention", "stop gradients through the attention weights w and m"),
+    "detach_attention": ("detach_attention", "stop gradients through the attention weights w and m (default on)"),
+    "amp": ("train.amp", "automatic mixed precision on CUDA (bf16 where supported, else fp16)"),
+    "compile": ("train.compile", "torch.compile the model"),
+    "sync_bn": ("train.sync_bn", "SyncBatchNorm across processes in a torchrun launch"),
 }
 
 
@@ -45,7 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for name, (_, kind, text) in FLAGS.items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None, help=text)
     for name, (_, text) in SWITCHES.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", action="store_true", default=None, help=text)
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=None, help=text
+        )
     parser.add_argument("--config", type=Path, help="YAML config file; flags given on the command line win")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--json", action="store_true", help="print the final metrics as JSON on stdout")

@@ -1,0 +1,67 @@
+"""Write the model card (``<checkpoint>.md``) of a checkpoint from its metadata and training log.
+
+Usage: python scripts/model_card.py CKPT --history RUN/metrics.jsonl --command "tada train …"
+The target accuracy in the card is measured here, with ``tada eval``'s code, on the full domain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from pathlib import Path
+
+import torch
+
+from tada_core.checkpoint import load_checkpoint
+from tada_core.data import load_domain
+from tada_core.evaluate import evaluate
+from tada_core.run_data import image_size_for, norm_for
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--history", type=Path, required=True)
+    parser.add_argument("--command", required=True)
+    args = parser.parse_args()
+    model, info = load_checkpoint(args.checkpoint)
+    cfg = info.config
+    results = {}
+    for role, spec in (("source", info.source), ("target", info.target)):
+        domain = load_domain(spec, image_size=image_size_for(cfg), norm=norm_for(cfg), train=False)
+        results[role] = evaluate(model, domain.dataset, info.class_names)["accuracy"]
+    history = [json.loads(line) for line in args.history.read_text().splitlines() if line.strip()]
+    curve = "\n".join(f"| {r['step']} | {r['target_accuracy']:.2f} | {r['source_accuracy']:.2f} |" for r in history)
+    card = f"""# {args.checkpoint.name}
+
+TADA Studio model card. Variant **{cfg.variant}**, backbone **{cfg.backbone}** (from scratch),
+{info.source} → {info.target}, {cfg.num_classes} classes ({", ".join(info.class_names)}).
+
+| | |
+|---|---|
+| target accuracy ({info.target}, all {"images"}) | **{results["target"]:.2f}%** |
+| source accuracy ({info.source}) | {results["source"]:.2f}% |
+| steps | {info.extra.get("step")} (batch {cfg.train.batch_size} + {cfg.train.batch_size}) |
+| seed | {cfg.train.seed} |
+| checkpoint | the run's `last` checkpoint (no selection with target labels) |
+| measured on | {platform.machine()} CPU, torch {torch.__version__} |
+
+Command:
+
+    {args.command}
+
+Verify: `tada eval --checkpoint {args.checkpoint} --domain {info.target}`
+
+Training curve (accuracy in %, evaluated every {cfg.train.eval_every} steps):
+
+| step | target | source |
+|---|---|---|
+{curve}
+"""
+    args.checkpoint.with_suffix(".md").write_text(card)
+    print(json.dumps({"checkpoint": str(args.checkpoint), **results}))
+
+
+if __name__ == "__main__":
+    main()
