@@ -7,7 +7,7 @@ ITERS=${1:-1500}
 TADA=${TADA:-.venv/bin/tada}
 for variant in tada source_only; do
   out=runs/shipped/$variant
-  rm -rf "$out"
+  rm -rf "$out"; mkdir -p runs/shipped
   OMP_NUM_THREADS=1 "$TADA" train --source mnist --target mnistm --variant "$variant" --iters "$ITERS" \
     --batch-size 64 --eval-every 250 --seed 0 --out "$out" --quiet --json > "$out.json"
   cp "$out/last.safetensors" "checkpoints/${variant}_mnist_mnistm.safetensors"
