@@ -1,0 +1,91 @@
+"""What every tab shares: the checkpoint registry, the domain catalog, the job manager, folders."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from app.checkpoints import CheckpointRegistry, default_shipped_dir
+from app.domains import DomainCatalog
+from app.jobs import JobManager, job_manager
+
+EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+SCRATCH_MAX_AGE_S = 3600
+
+
+def example_images(folder: Path = EXAMPLES_DIR) -> dict[str, list[str]]:
+    """The example PNGs by role: ``{"source": [...], "target": [...]}`` (file names start with the role)."""
+    return {role: [str(p) for p in sorted(folder.glob(f"{role}_*.png"))] for role in ("source", "target")}
+
+
+@dataclass
+class AppContext:
+    """The app's shared, process-wide pieces (no per-visitor state, no models)."""
+
+    registry: CheckpointRegistry
+    domains: DomainCatalog
+    jobs: JobManager
+    runs_dir: Path
+    scratch_dir: Path
+    examples: dict[str, list[str]]
+    notices: list[str] = field(default_factory=list)  # problems found at start-up, shown on top
+    device: str = "cpu"
+    selected: str | None = None  # the checkpoint given with --checkpoint, selected at start
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        runs_dir: str | Path = "runs/app",
+        data_root: str | Path = "data",
+        checkpoints: list[str | Path] | None = None,
+        shipped_dir: str | Path | None = None,
+        jobs: JobManager | None = None,
+    ) -> AppContext:
+        runs_dir = Path(runs_dir).expanduser().resolve()
+        shipped_dir = Path(shipped_dir) if shipped_dir else default_shipped_dir()
+        registry = CheckpointRegistry(shipped_dir=shipped_dir, runs_dir=runs_dir)
+        context = cls(
+            registry=registry,
+            domains=DomainCatalog(data_root, runs_dir / "_uploads" / "data"),
+            jobs=jobs or job_manager(),
+            runs_dir=runs_dir,
+            scratch_dir=Path(tempfile.gettempdir()) / "tada-app",
+            examples=example_images(),
+            device="cuda" if torch.cuda.is_available() else "cpu",
+        )
+        for path in checkpoints or []:
+            try:
+                entry = registry.add(path)
+                context.selected = context.selected or entry.name
+            except Exception as err:
+                context.notices.append(f"Could not open checkpoint {path}: {err}")
+        if not registry.names():
+            context.notices.append(
+                f"No checkpoint found (looked in {shipped_dir} and {runs_dir}). Train one on the Train tab, "
+                "or start the app with --checkpoint FILE.safetensors."
+            )
+        return context
+
+    def default_checkpoint(self) -> str | None:
+        """The checkpoint selected at start: ``--checkpoint``, else the shipped TADA model, else the first."""
+        names = self.registry.names()
+        return self.selected if self.selected in names else (names[0] if names else None)
+
+    def scratch(self, prefix: str) -> Path:
+        """A fresh folder for one request's output files; folders older than an hour are removed."""
+        self.scratch_dir.mkdir(parents=True, exist_ok=True)
+        now = time.time()
+        for old in self.scratch_dir.iterdir():
+            try:
+                stale = now - old.stat().st_mtime > SCRATCH_MAX_AGE_S
+            except OSError:
+                continue
+            if stale:
+                shutil.rmtree(old, ignore_errors=True)
+        return Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=self.scratch_dir))

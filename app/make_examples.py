@@ -1,0 +1,47 @@
+"""Write the app's example images: a few source (mnist) and target (mnistm) digits as PNG.
+
+Run once from the repository root; the PNGs are committed under ``app/examples/``::
+
+    python -m app.make_examples
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from tada_core.data.digits import mnist_arrays, mnistm_arrays
+
+EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+CLASSES = (2, 3, 5, 7)
+
+
+def first_of_each(labels: np.ndarray, classes: tuple[int, ...]) -> list[int]:
+    """Index of the first image of each class, in ``classes`` order."""
+    return [int(np.flatnonzero(labels == c)[0]) for c in classes]
+
+
+def write_examples(out: Path = EXAMPLES_DIR, classes: tuple[int, ...] = CLASSES) -> list[Path]:
+    """Save ``source_mnist_<c>.png`` and ``target_mnistm_<c>.png`` (28×28, lossless) per class."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for role, name, (images, labels) in (("source", "mnist", mnist_arrays()), ("target", "mnistm", mnistm_arrays(0))):
+        for c, index in zip(classes, first_of_each(np.asarray(labels), classes), strict=True):
+            path = out / f"{role}_{name}_{c}.png"
+            Image.fromarray(np.asarray(images[index], dtype=np.uint8)).save(path, optimize=True)
+            written.append(path)
+    return written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=EXAMPLES_DIR)
+    for path in write_examples(parser.parse_args().out):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

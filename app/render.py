@@ -1,0 +1,205 @@
+"""Pure rendering helpers of the app: overlays as arrays and PNG, HTML cards for attention results.
+
+Images are ``uint8`` (H, W, 3) RGB; attention grids are w ∈ [0, 1]. Small inputs (28×28 digits)
+are enlarged by an integer factor (nearest neighbour) before the heatmap is blended, so a smooth
+overlay has room to show. All HTML text is escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+
+import matplotlib
+import numpy as np
+from PIL import Image
+
+from tada_core.inference import AttentionResult
+from tada_core.viz import color_range, overlay_attention
+
+COLORMAPS = ("jet", "turbo", "viridis", "inferno", "magma", "plasma", "coolwarm")
+DISPLAY_SIDE = 224
+NO_LOCAL = {
+    "source_only": "a source-only model has no domain discriminators at all",
+    "dann": "DANN aligns whole images only (one global discriminator)",
+    "tada_global": "tada_global has global attention m only, no region discriminators",
+}
+
+
+def enlarge(image: np.ndarray, side: int = DISPLAY_SIDE) -> np.ndarray:
+    """Enlarge ``image`` by the largest integer factor keeping it within ``side`` (nearest)."""
+    factor = max(1, side // max(image.shape[:2]))
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1) if factor > 1 else image
+
+
+def overlay_array(
+    result: AttentionResult,
+    *,
+    side: int = DISPLAY_SIDE,
+    cmap: str = "jet",
+    alpha: float = 0.5,
+    mode: str = "smooth",
+    normalize: bool = False,
+) -> np.ndarray:
+    """The attention overlay of ``result`` (or the enlarged image when it has no local attention)."""
+    image = enlarge(result.image, side)
+    if result.grid is None:
+        return image
+    return overlay_attention(image, result.grid, cmap=cmap, alpha=alpha, mode=mode, normalize=normalize)
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def data_uri(array: np.ndarray) -> str:
+    return "data:image/png;base64," + base64.b64encode(png_bytes(array)).decode("ascii")
+
+
+def _rgb(color) -> str:
+    r, g, b = (round(255 * float(c)) for c in color[:3])
+    return f"rgb({r},{g},{b})"
+
+
+def colorbar_html(cmap: str, low: str = "0", high: str = "1", label: str = "local attention w") -> str:
+    """A horizontal colour bar as a CSS gradient, with the labels of its two ends."""
+    colormap = matplotlib.colormaps[cmap]
+    stops = ", ".join(_rgb(colormap(t)) for t in np.linspace(0, 1, 11))
+    return (
+        f'<div class="tada-colorbar"><span>{html.escape(low)}</span>'
+        f'<div class="tada-colorbar-bar" style="background: linear-gradient(to right, {stops})"></div>'
+        f"<span>{html.escape(high)}</span><em>{html.escape(label)}</em></div>"
+    )
+
+
+def grid_html(grid: np.ndarray, cmap: str = "jet", normalize: bool = False) -> str:
+    """The h×w attention grid as a table of coloured cells with their values."""
+    lo, hi = color_range(grid, normalize=normalize)
+    colormap = matplotlib.colormaps[cmap]
+    rows = []
+    for row in np.asarray(grid, dtype=float):
+        cells = []
+        for value in row:
+            color = colormap(float(np.clip((value - lo) / (hi - lo), 0.0, 1.0)))
+            luminance = 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2]
+            ink = "#000" if luminance > 0.5 else "#fff"
+            cells.append(f'<td style="background:{_rgb(color)};color:{ink}">{value:.2f}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    h, w = grid.shape
+    caption = f"w per region ({h}×{w}), mean {float(np.mean(grid)):.2f}"
+    return f'<table class="tada-grid"><caption>{caption}</caption>{"".join(rows)}</table>'
+
+
+def prediction_html(result: AttentionResult) -> str:
+    """Predicted class, top-k bars, global attention m and P(source)."""
+    bars = "".join(
+        f'<div class="tada-topk"><span class="tada-topk-name">{html.escape(name)}</span>'
+        f'<span class="tada-topk-bar"><span style="width:{100 * p:.1f}%"></span></span>'
+        f'<span class="tada-topk-p">{p:.1%}</span></div>'
+        for name, p in result.top_k
+    )
+    facts = []
+    if result.global_attention is not None:
+        facts.append(
+            f'<span title="global attention m = 1 + H(d̂): 1 = the domain is obvious, 2 = indistinguishable">'
+            f"m = <b>{result.global_attention:.3f}</b></span>"
+        )
+    if result.domain_prob is not None:
+        facts.append(
+            f'<span title="the global discriminator\'s P(source)">P(source) = <b>{result.domain_prob:.3f}</b></span>'
+        )
+    if not facts:
+        facts.append("<span>no domain discriminator (source only)</span>")
+    return (
+        f'<div class="tada-pred"><div class="tada-pred-main">predicted <b>{html.escape(result.predicted)}</b> '
+        f"({float(np.max(result.probs)):.1%})</div>{bars}"
+        f'<div class="tada-facts">{" · ".join(facts)}</div></div>'
+    )
+
+
+def model_block_html(title: str, variant: str, result: AttentionResult, overlay: np.ndarray, options: dict) -> str:
+    """One checkpoint's view of one image: overlay (or a note), grid, prediction."""
+    if result.grid is None:
+        why = NO_LOCAL.get(variant, "this variant has no region discriminators")
+        visual = (
+            f'<div class="tada-none"><div><b>No local attention</b><br>{html.escape(why)}; only '
+            "<code>tada</code> and <code>tada_local</code> checkpoints have a per-region map.</div></div>"
+        )
+        grid = ""
+    else:
+        scale = "per-image normalised" if options["normalize"] else "fixed scale 0–1"
+        visual = (
+            f'<figure class="tada-fig"><img alt="attention overlay" class="tada-overlay" src="{data_uri(overlay)}">'
+            f"<figcaption>overlay · {html.escape(options['mode'])} · alpha {options['alpha']:.2f} · {scale}</figcaption></figure>"
+        )
+        grid = grid_html(result.grid, options["cmap"], options["normalize"])
+    return (
+        f'<div class="tada-model"><div class="tada-model-name">{html.escape(title)} '
+        f'<span class="tada-variant">{html.escape(variant)}</span></div>'
+        f'<div class="tada-model-row">{visual}{grid}{prediction_html(result)}</div></div>'
+    )
+
+
+def card_html(label: str, role: str, image: np.ndarray, blocks: list[str]) -> str:
+    """One input image with one block per checkpoint."""
+    side = f"{image.shape[1]}×{image.shape[0]}"
+    return (
+        f'<div class="tada-card"><div class="tada-card-head"><span class="tada-badge tada-{role}">{role}</span>'
+        f'{html.escape(label)}</div><div class="tada-card-body">'
+        f'<figure class="tada-fig"><img alt="input" src="{data_uri(enlarge(image, 160))}">'
+        f"<figcaption>input as the model sees it ({side})</figcaption></figure>"
+        f'<div class="tada-models">{"".join(blocks)}</div></div></div>'
+    )
+
+
+def message_html(text: str, kind: str = "hint") -> str:
+    return f'<div class="tada-message tada-{kind}">{html.escape(text)}</div>'
+
+
+CSS = """
+.tada-header h1 { margin-bottom: 0.1em; }
+.tada-header p { margin-top: 0; opacity: 0.8; }
+.tada-report { display: flex; flex-direction: column; gap: 14px; }
+.tada-card { border: 1px solid var(--border-color-primary); border-radius: 10px; background: var(--block-background-fill);
+  padding: 10px 12px; }
+.tada-card-head { font-weight: 600; margin-bottom: 8px; display: flex; gap: 8px; align-items: center; }
+.tada-badge { font-size: 0.75em; text-transform: uppercase; letter-spacing: 0.05em; padding: 2px 8px;
+  border-radius: 999px; color: #fff; }
+.tada-source { background: #d62728; }
+.tada-target { background: #1f77b4; }
+.tada-card-body { display: flex; gap: 14px; align-items: flex-start; flex-wrap: wrap; }
+.tada-models { display: flex; gap: 14px; flex: 1; flex-wrap: wrap; }
+.tada-model { flex: 1; min-width: 420px; border-left: 3px solid var(--color-accent); padding-left: 10px; }
+.tada-model-name { font-weight: 600; margin-bottom: 6px; }
+.tada-variant { font-weight: 400; font-size: 0.8em; padding: 1px 6px; border-radius: 6px;
+  background: var(--background-fill-secondary); margin-left: 4px; }
+.tada-model-row { display: flex; gap: 12px; align-items: flex-start; flex-wrap: wrap; }
+.tada-fig { margin: 0; text-align: center; }
+.tada-fig img { width: 160px; height: 160px; image-rendering: pixelated; border-radius: 6px; display: block; }
+.tada-fig figcaption { font-size: 0.72em; opacity: 0.75; max-width: 170px; margin-top: 3px; }
+.tada-none { width: 160px; height: 160px; box-sizing: border-box; border: 2px dashed var(--border-color-primary);
+  border-radius: 6px; padding: 10px; font-size: 0.78em; line-height: 1.35; display: flex; align-items: center; }
+.tada-none code { font-size: 0.95em; }
+.tada-grid { border-collapse: collapse; font-size: 9.5px; font-variant-numeric: tabular-nums; }
+.tada-grid td { width: 26px; height: 20px; text-align: center; padding: 0; border: 1px solid rgba(255,255,255,0.35); }
+.tada-grid caption { font-size: 11px; opacity: 0.75; caption-side: bottom; padding-top: 3px; }
+.tada-pred { min-width: 170px; font-size: 0.85em; }
+.tada-pred-main { font-size: 1.1em; margin-bottom: 4px; }
+.tada-topk { display: flex; align-items: center; gap: 6px; margin: 2px 0; }
+.tada-topk-name { width: 3.5em; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.tada-topk-bar { flex: 1; height: 8px; background: var(--background-fill-secondary); border-radius: 4px; min-width: 60px; }
+.tada-topk-bar span { display: block; height: 100%; background: var(--color-accent); border-radius: 4px; }
+.tada-topk-p { width: 3.6em; text-align: right; font-variant-numeric: tabular-nums; }
+.tada-facts { margin-top: 6px; }
+.tada-colorbar { display: flex; align-items: center; gap: 6px; font-size: 0.8em; margin: 4px 0 8px; }
+.tada-colorbar-bar { width: 220px; height: 12px; border-radius: 3px; }
+.tada-colorbar em { opacity: 0.75; margin-left: 6px; }
+.tada-message { padding: 10px 12px; border-radius: 8px; background: var(--background-fill-secondary); }
+.tada-warning { border-left: 4px solid #e8a33d; }
+.tada-progress { height: 18px; border-radius: 9px; background: var(--background-fill-secondary); overflow: hidden; }
+.tada-progress > div { height: 100%; background: var(--color-accent); transition: width 0.5s; }
+.tada-progress-text { font-size: 0.9em; margin-top: 4px; }
+"""

@@ -1,0 +1,179 @@
+"""Features tab: t-SNE of source vs target bottleneck features, by domain and by class, A-distance.
+
+API ``/tsne``: ``(checkpoint, compare_with, source, target, max_points, perplexity, seed)`` →
+``(figure PNG, summary markdown, [PNG, CSV] downloads, summary JSON)``. Two checkpoints are
+drawn side by side, as in the paper's Figure 2 (source-only vs TADA).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+
+import gradio as gr
+import numpy as np
+
+from app.checkpoints import load_model
+from app.context import AppContext
+from app.ui import IMAGE_BUTTONS, NONE, checkpoint_dropdown, user_errors
+from tada_core.analysis import a_distance, collect_features, tsne_embed
+from tada_core.data import check_same_classes, load_domain
+from tada_core.errors import ConfigError
+from tada_core.run_data import image_size_for, norm_for
+from tada_core.viz import TsnePanel, figure_to_png, tsne_comparison_figure, tsne_figure
+
+CSV_COLUMNS = ("checkpoint", "x", "y", "domain", "class", "prediction")
+MAX_POINTS = 3000
+
+
+@dataclass
+class FeaturesTab:
+    checkpoint: gr.Dropdown
+    compare: gr.Dropdown
+    source: gr.Dropdown
+    target: gr.Dropdown
+
+
+def tsne_report(
+    ctx: AppContext,
+    checkpoint: str,
+    compare_with: str | None,
+    source: str,
+    target: str,
+    max_points: float,
+    perplexity: float,
+    seed: float,
+    progress=None,
+) -> tuple[str, str, list[str], dict]:
+    """Compute features, A-distance and t-SNE for each checkpoint; write the PNG and the CSV."""
+    step = progress or (lambda *args, **kwargs: None)
+    max_points, seed = int(max_points), int(seed)
+    if not 4 <= max_points <= MAX_POINTS:
+        raise ConfigError(f"sample size must be between 4 and {MAX_POINTS} images per domain, got {max_points}")
+    if not 2 <= float(perplexity) <= 100:
+        raise ConfigError(f"perplexity must be between 2 and 100, got {perplexity}")
+    names = [checkpoint] + ([compare_with] if compare_with and compare_with not in (NONE, checkpoint) else [])
+    source_spec, target_spec = ctx.domains.resolve(source), ctx.domains.resolve(target)
+    domains: dict[tuple, tuple] = {}
+    panels, summaries, rows = [], [], []
+    total = len(names)
+    for n, name in enumerate(names):
+        base = n / total
+        step(base + 0.02 / total, desc=f"{name}: loading the checkpoint and the domains")
+        model, info = load_model(ctx.registry.resolve(name).path)
+        key = (image_size_for(info.config), norm_for(info.config))
+        if key not in domains:
+            kwargs = {"image_size": key[0], "norm": key[1], "train": False}
+            pair = (load_domain(source_spec, **kwargs), load_domain(target_spec, **kwargs))
+            check_same_classes(*pair)
+            domains[key] = pair
+        src_domain, tgt_domain = domains[key]
+        step(base + 0.1 / total, desc=f"{name}: bottleneck features of {max_points}+{max_points} images")
+        src = collect_features(model, src_domain, max_points=max_points, seed=seed)
+        tgt = collect_features(model, tgt_domain, max_points=max_points, seed=seed)
+        step(base + 0.3 / total, desc=f"{name}: A-distance")
+        dist = a_distance(src.features, tgt.features, seed=seed)
+        step(base + 0.4 / total, desc=f"{name}: t-SNE of {len(src) + len(tgt)} points")
+        xy = tsne_embed(np.concatenate([src.features, tgt.features]), seed=seed, perplexity=float(perplexity))
+        codes = np.r_[np.zeros(len(src), int), np.ones(len(tgt), int)]
+        labels = np.r_[src.labels, tgt.labels]
+        preds = np.r_[src.predictions, tgt.predictions]
+        panels.append(TsnePanel(xy, codes, labels, src_domain.class_names, f"{name} ({info.variant})", dist))
+        rows += [
+            (name, f"{x:.5f}", f"{y:.5f}", ("source", "target")[d], src_domain.class_names[c], info.class_names[p])
+            for (x, y), d, c, p in zip(xy, codes, labels, preds, strict=True)
+        ]
+        summaries.append(
+            {
+                "checkpoint": name,
+                "variant": info.variant,
+                "a_distance": round(dist, 4),
+                "n_source": len(src),
+                "n_target": len(tgt),
+                "source_accuracy": round(src.accuracy, 4),
+                "target_accuracy": round(tgt.accuracy, 4),
+            }
+        )
+    step(0.95, desc="drawing")
+    title = f"t-SNE of bottleneck features: {source} (source, red) → {target} (target, blue)"
+    if len(panels) == 1:
+        p = panels[0]
+        fig = tsne_figure(
+            p.embedding, p.domains, p.labels, p.class_names, title=f"{title}\n{p.title}", a_distance=p.a_distance
+        )
+    else:
+        fig = tsne_comparison_figure(panels, title=title)
+    folder = ctx.scratch("tsne")
+    png, table = folder / "tsne.png", folder / "tsne.csv"
+    png.write_bytes(figure_to_png(fig))
+    with table.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows(rows)
+    lines = ["| checkpoint | variant | A-distance | source acc. | target acc. | points |", "|---|---|---|---|---|---|"]
+    lines += [
+        f"| {s['checkpoint']} | {s['variant']} | **{s['a_distance']:.3f}** | {s['source_accuracy']:.1%} | "
+        f"{s['target_accuracy']:.1%} | {s['n_source']} + {s['n_target']} |"
+        for s in summaries
+    ]
+    lines.append(
+        "\nA-distance d_A = 2(1 − 2ε): 0 when a classifier cannot tell the domains apart, 2 when it always can."
+    )
+    summary = {"source": source, "target": target, "checkpoints": summaries}
+    return str(png), "\n".join(lines), [str(png), str(table)], summary
+
+
+def build(ctx: AppContext) -> FeaturesTab:
+    names = ctx.registry.names()
+    default = ctx.default_checkpoint()
+    compare_default = next((n for n in names if n.startswith("source_only") and n != default), NONE)
+    domains = ctx.domains.choices()
+    gr.Markdown(
+        "How well are the two domains aligned? The bottleneck features z of a sample of source (red) and "
+        "target (blue) images are embedded with t-SNE and coloured by domain and by class; the proxy "
+        "A-distance measures how separable the domains are. Compare two checkpoints as in the paper's Figure 2."
+    )
+    with gr.Row():
+        with gr.Column(scale=1, min_width=300):
+            checkpoint = checkpoint_dropdown(names, default, "Checkpoint")
+            compare = checkpoint_dropdown(names, compare_default, "Compare with", allow_none=True)
+            source = gr.Dropdown(
+                domains,
+                value="mnist",
+                label="Source domain",
+                allow_custom_value=True,
+                info="a built-in name, or a folder under the data root",
+            )
+            target = gr.Dropdown(domains, value="mnistm", label="Target domain", allow_custom_value=True)
+            max_points = gr.Slider(20, MAX_POINTS, value=300, step=10, label="Images per domain", elem_id="tsne-points")
+            with gr.Accordion("t-SNE options", open=False):
+                perplexity = gr.Slider(5, 50, value=30, step=1, label="Perplexity")
+                seed = gr.Number(0, precision=0, label="Seed (sample, t-SNE, A-distance split)")
+            run = gr.Button("Compute t-SNE", variant="primary")
+        with gr.Column(scale=3):
+            figure = gr.Image(
+                label="t-SNE",
+                type="filepath",
+                format="png",
+                interactive=False,
+                elem_id="tsne-figure",
+                buttons=IMAGE_BUTTONS,
+                height=560,
+            )
+            summary_md = gr.Markdown("*Press **Compute t-SNE**: a few seconds for 300 images per domain.*")
+            downloads = gr.File(label="Download PNG and CSV", file_count="multiple", interactive=False)
+            with gr.Accordion("Summary (JSON)", open=False):
+                summary_json = gr.JSON(label="Summary")
+
+    @user_errors
+    def tsne(checkpoint, compare_with, source, target, max_points, perplexity, seed, progress=gr.Progress()):  # noqa: B008
+        return tsne_report(ctx, checkpoint, compare_with, source, target, max_points, perplexity, seed, progress)
+
+    run.click(
+        tsne,
+        [checkpoint, compare, source, target, max_points, perplexity, seed],
+        [figure, summary_md, downloads, summary_json],
+        api_name="tsne",
+        concurrency_limit=1,
+    )
+    return FeaturesTab(checkpoint=checkpoint, compare=compare, source=source, target=target)

@@ -1,0 +1,166 @@
+"""Model tab: the selected checkpoint's card — what it is, how it was trained, how well it does.
+
+API ``/model_card``: ``checkpoint`` name → ``(card markdown, accuracy curve, loss curve, model-card
+markdown, config JSON)``. A ``.safetensors`` file uploaded here is checked, stored under the runs
+folder and added to every checkpoint picker; anything else is refused with the loader's message.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from app.checkpoints import Entry, load_model
+from app.context import AppContext
+from app.plots import LOSS_KEYS, curves_image, read_metrics
+from app.ui import IMAGE_BUTTONS, checkpoint_dropdown, file_paths, user_errors
+from tada_core.backbones import backbone_spec
+from tada_core.errors import CheckpointError
+from tada_core.run_data import image_size_for
+
+VARIANT_TEXT = {
+    "source_only": "source only — classification loss, no adaptation",
+    "dann": "DANN — global domain adversary, no attention",
+    "tada_local": "TADA local — region discriminators and local attention w",
+    "tada_global": "TADA global — global adversary and attentive entropy with m",
+    "tada": "TADA — local attention w and global attention m (the full method)",
+}
+SKIPPED_METRICS = ("step",)
+
+
+@dataclass
+class ModelTab:
+    checkpoint: gr.Dropdown
+    show: Callable  # checkpoint name -> outputs, for the page load
+    outputs: list
+
+
+def _size(path: Path) -> str:
+    size = path.stat().st_size
+    return f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size / 2**10:.0f} KiB"
+
+
+def _fmt(key: str, value) -> str:
+    if key.endswith("accuracy") and isinstance(value, (int, float)):
+        return f"{value:.1f}%"  # evaluations report accuracy in %
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def card_markdown(entry: Entry) -> tuple[str, dict]:
+    """A markdown table describing the checkpoint, and its config as a dict."""
+    _, info = load_model(entry.path)  # cached: the Attention and Features tabs reuse it
+    config = info.config
+    spec = backbone_spec(config.backbone)
+    side = image_size_for(config)
+    grid = spec.grid_size(side)
+    classes = ", ".join(info.class_names[:20]) + (" …" if len(info.class_names) > 20 else "")
+    extra = info.extra
+    steps = f"{extra['step']} of {extra.get('iters', extra['step'])}" if "step" in extra else "unknown"
+    tc = config.train
+    hyper = f"lr {tc.optim.lr:g}, batch {tc.batch_size}+{tc.batch_size}, λ {config.trade_off:g}, γ {config.gamma:g}, seed {tc.seed}"
+    rows = [
+        ("file", f"`{entry.path.name}` ({_size(entry.path)}, {entry.kind})"),
+        ("variant", VARIANT_TEXT.get(config.variant, config.variant)),
+        ("backbone", f"{config.backbone}, input {side}×{side}, {grid}×{grid} = {grid * grid} regions"),
+        ("classes", f"{len(info.class_names)}: {classes}"),
+        ("trained on", f"{Path(info.source).name or '?'} (source) → {Path(info.target).name or '?'} (target)"),
+        ("steps", steps),
+        ("hyper-parameters", hyper),
+    ]
+    metrics = dict(info.metrics)
+    losses = [f"{key.replace('_', ' ')} {float(metrics.pop(key)):.3f}" for key in LOSS_KEYS if key in metrics]
+    seconds = metrics.pop("seconds", None)
+    rows += [(key.replace("_", " "), _fmt(key, value)) for key, value in metrics.items() if key not in SKIPPED_METRICS]
+    if losses:
+        rows.append(("mean losses (last interval)", " · ".join(losses)))
+    if seconds is not None:
+        rows.append(("training time", f"{float(seconds):.0f} s"))
+    (head_key, head_value), *rest = rows
+    table = "\n".join(f"| {key} | {value} |" for key, value in rest)
+    return f"### {entry.name}\n\n| {head_key} | {head_value} |\n|---|---|\n{table}\n", config.to_dict()
+
+
+def build(ctx: AppContext) -> ModelTab:
+    names = ctx.registry.names()
+    with gr.Row():
+        with gr.Column(scale=1, min_width=300):
+            checkpoint = checkpoint_dropdown(names, ctx.default_checkpoint(), "Checkpoint", elem_id="model-checkpoint")
+            upload = gr.File(label="Add a checkpoint (.safetensors)", file_types=[".safetensors"], height=110)
+            gr.Markdown(
+                "Checkpoints are `.safetensors` files written by `tada train` or this app; they hold no code, "
+                "so opening one from a stranger is safe. Pickle files (`.pt`) are refused."
+            )
+        with gr.Column(scale=3):
+            card = gr.Markdown(elem_id="model-card")
+            curves = gr.Image(
+                label="Training curves",
+                format="png",
+                interactive=False,
+                elem_id="model-curves",
+                buttons=IMAGE_BUTTONS,
+                show_label=False,
+            )
+            curves_note = gr.Markdown()
+            with gr.Accordion("Model card", open=True):
+                model_card_md = gr.Markdown()
+            with gr.Accordion("Config", open=False):
+                config_json = gr.JSON(label="Config")
+
+    @user_errors
+    def model_card(checkpoint: str):
+        entry = ctx.registry.resolve(checkpoint)
+        text, config = card_markdown(entry)
+        records = read_metrics(entry.run_dir / "metrics.jsonl") if entry.run_dir else []
+        if not records:
+            records = read_metrics(entry.path.with_suffix(".metrics.jsonl"))
+        note = (
+            f"Curves from `{entry.run_dir.name}/metrics.jsonl` ({len(records)} evaluations)."
+            if records and entry.run_dir
+            else (
+                "Curves from the metrics file beside the checkpoint."
+                if records
+                else "*No training curves: the run folder of this checkpoint is not known.*"
+            )
+        )
+        card_text = entry.card.read_text() if entry.card else "*No model card beside this checkpoint.*"
+        image = curves_image(records, records, loss_title="mean losses between evaluations") if records else None
+        return (
+            text,
+            gr.update(value=image, visible=image is not None),
+            note,
+            card_text,
+            config,
+        )
+
+    @user_errors
+    def add_checkpoint(files):
+        paths = file_paths(files)
+        if not paths:
+            return gr.skip()
+        source = Path(paths[0])
+        if source.suffix.lower() != ".safetensors":
+            raise CheckpointError(
+                f"{source.name} is not a .safetensors file; only safetensors checkpoints are accepted"
+            )
+        folder = ctx.runs_dir / "_uploads" / "checkpoints"
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / source.name
+        shutil.copyfile(source, target)
+        try:
+            entry = ctx.registry.add(target)
+        except CheckpointError:
+            target.unlink(missing_ok=True)
+            raise
+        gr.Info(f"Added checkpoint {entry.name}.", duration=3)
+        return gr.update(choices=ctx.registry.names(), value=entry.name)
+
+    outputs = [card, curves, curves_note, model_card_md, config_json]
+    checkpoint.change(model_card, checkpoint, outputs, api_name="model_card")
+    upload.upload(add_checkpoint, upload, checkpoint, api_visibility="private")
+    return ModelTab(checkpoint=checkpoint, show=model_card, outputs=outputs)

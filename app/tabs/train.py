@@ -1,0 +1,262 @@
+"""Train tab: pick domains and hyper-parameters, start / stop one server-wide job, watch it learn.
+
+API ``/train_start`` (the form's values, zips optional) → the job's status JSON, or an error when a
+job is already running; ``/train_status`` → the status JSON; ``/train_stop`` → the status JSON
+(the job saves ``last.safetensors`` and ends as ``stopped``). A ``gr.Timer`` polls the job for
+every open page, so all visitors see the same progress and a closed browser changes nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from app.context import AppContext
+from app.jobs import ACTIVE, Job
+from app.plots import curves_image
+from app.train_form import DEVICES, start_job
+from app.ui import IMAGE_BUTTONS, user_errors
+from tada_core.backbones import list_backbones
+from tada_core.config import VARIANTS
+
+POLL_SECONDS = 1.0
+CURVES_MIN_INTERVAL_S = 2.0
+_curves_cache: dict[str, tuple] = {}  # "last" -> ((job id, version), image, time): one render for all pages
+_curves_lock = threading.Lock()
+
+
+def training_curves(job: Job) -> np.ndarray:
+    """The job's curves, rendered once per change for every page, at most every 2 s while it runs."""
+    key = (job.id, job.version)
+    with _curves_lock:
+        last = _curves_cache.get("last")
+        if last is not None and (
+            last[0] == key
+            or (last[0][0] == job.id and job.status in ACTIVE and time.time() - last[2] < CURVES_MIN_INTERVAL_S)
+        ):
+            return last[1]
+        image = curves_image(job.losses, job.evals)
+        _curves_cache["last"] = (key, image, time.time())
+        return image
+
+
+@dataclass
+class TrainTab:
+    source: gr.Dropdown
+    target: gr.Dropdown
+
+
+def _headline(ctx: AppContext, job: Job | None) -> str:
+    if job is None:
+        return "**No training job yet.** Pick the domains and press **Start training**."
+    status = ctx.jobs.status()
+    tc = job.config.train
+    what = f"{job.config.variant} ({job.config.backbone}) · {Path(tc.source).name} → {Path(tc.target).name}"
+    best = status["best_target_accuracy"]
+    best_text = f" · best target accuracy **{best:.1f}%**" if best is not None else ""
+    if job.status in ACTIVE:
+        eta = f" · about {status['eta_s']:.0f} s left" if status["eta_s"] is not None else ""
+        return f"**{job.status.capitalize()}** · {what} · step {job.step}/{tc.iters}{eta}{best_text}"
+    if job.status == "failed":
+        return f"**Failed** · {what} · {job.error}"
+    name = ctx.registry.name_for(job.checkpoint) if job.checkpoint else None
+    where = f" · checkpoint **{name}** is now in every checkpoint picker" if name else ""
+    return f"**{job.status.capitalize()}** · {what} · {job.step}/{tc.iters} steps in {status['elapsed_s']:.0f} s{best_text}{where}"
+
+
+def _progress_html(job: Job | None) -> str:
+    if job is None:
+        return '<div class="tada-progress"><div style="width:0%"></div></div>'
+    fraction = job.step / max(1, job.config.train.iters)
+    return (
+        f'<div class="tada-progress" role="progressbar" aria-valuenow="{100 * fraction:.0f}" '
+        f'aria-valuemin="0" aria-valuemax="100"><div style="width:{100 * fraction:.1f}%"></div></div>'
+        f'<div class="tada-progress-text" id="train-progress-text">{job.step} / {job.config.train.iters} steps '
+        f"({fraction:.0%}) · {job.status}</div>"
+    )
+
+
+def build(ctx: AppContext) -> TrainTab:
+    domains = ctx.domains.choices()
+    gr.Markdown(
+        "Adapt a classifier from a labelled **source** to an unlabelled **target** domain. One job runs at a "
+        "time on this server; everyone sees its progress. The finished checkpoint appears in every checkpoint "
+        "picker. Domains: built-in names, folders under the data root, or a zip of class folders."
+    )
+    with gr.Row():
+        with gr.Column(scale=1, min_width=320):
+            source = gr.Dropdown(domains, value="mnist", label="Source domain (labelled)", allow_custom_value=True)
+            target = gr.Dropdown(domains, value="mnistm", label="Target domain (unlabelled)", allow_custom_value=True)
+            with gr.Accordion("…or upload zips of class folders", open=False):
+                source_zip = gr.File(label="Source zip", file_types=[".zip"], height=120)
+                target_zip = gr.File(label="Target zip", file_types=[".zip"], height=120)
+            with gr.Row():
+                variant = gr.Dropdown(list(VARIANTS), value="tada", label="Variant")
+                backbone = gr.Dropdown(list_backbones(), value="lenet", label="Backbone")
+            with gr.Row():
+                iters = gr.Number(1000, precision=0, label="Iterations", minimum=1, elem_id="train-iters")
+                batch_size = gr.Number(64, precision=0, label="Batch (per domain)", minimum=1, elem_id="train-batch")
+            with gr.Row():
+                lr = gr.Number(0.01, label="Learning rate")
+                trade_off = gr.Number(1.0, label="λ (adversarial weight)")
+                gamma = gr.Number(0.1, label="γ (entropy weight)")
+            with gr.Accordion("Advanced", open=False):
+                with gr.Row():
+                    eval_every = gr.Number(
+                        0, precision=0, label="Evaluate every (0: iterations / 10)", elem_id="train-eval-every"
+                    )
+                    eval_max = gr.Number(
+                        1000, precision=0, label="Evaluation images per domain (0: all)", elem_id="train-eval-max"
+                    )
+                with gr.Row():
+                    seed = gr.Number(0, precision=0, label="Seed")
+                    device = gr.Dropdown(list(DEVICES), value="auto", label="Device")
+                pretrained = gr.Checkbox(False, label="ImageNet weights (ResNet only; must already be cached)")
+            with gr.Row():
+                start = gr.Button("Start training", variant="primary", elem_id="train-start")
+                stop = gr.Button("Stop", variant="stop", interactive=False, elem_id="train-stop")
+        with gr.Column(scale=2):
+            headline = gr.Markdown(_headline(ctx, None), elem_id="train-headline")
+            progress = gr.HTML(_progress_html(None), elem_id="train-progress")
+            curves = gr.Image(
+                label="Training curves",
+                format="png",
+                interactive=False,
+                elem_id="train-curves",
+                buttons=IMAGE_BUTTONS,
+                show_label=False,
+            )
+            with gr.Row():
+                probe_source = gr.Image(
+                    label="Source probe",
+                    format="png",
+                    interactive=False,
+                    height=230,
+                    elem_id="train-probe-source",
+                    buttons=IMAGE_BUTTONS,
+                )
+                probe_target = gr.Image(
+                    label="Target probe",
+                    format="png",
+                    interactive=False,
+                    height=230,
+                    elem_id="train-probe-target",
+                    buttons=IMAGE_BUTTONS,
+                )
+            probe_note = gr.Markdown(
+                "*The attention of one fixed source and one fixed target image appears here at every evaluation.*"
+            )
+            log_box = gr.Textbox(label="Log", lines=8, max_lines=8, autoscroll=True, interactive=False)
+            with gr.Accordion("Job status (JSON)", open=False):
+                job_json = gr.JSON(label="Status")
+    seen = gr.State(-1)  # which job version this page has drawn (display bookkeeping only)
+    timer = gr.Timer(POLL_SECONDS)
+
+    @user_errors
+    def train_start(
+        source,
+        target,
+        variant,
+        backbone,
+        iters,
+        batch_size,
+        lr,
+        trade_off,
+        gamma,
+        eval_every,
+        eval_max,
+        seed,
+        device,
+        pretrained,
+        source_zip,
+        target_zip,
+    ):
+        status = start_job(
+            ctx,
+            source,
+            target,
+            variant,
+            backbone,
+            iters,
+            batch_size,
+            lr,
+            trade_off,
+            gamma,
+            eval_every,
+            eval_max,
+            seed,
+            device,
+            pretrained,
+            source_zip,
+            target_zip,
+        )
+        gr.Info(f"Training started: {status['variant']} for {status['iters']} steps.", duration=3)
+        return status
+
+    def train_stop() -> dict:
+        """Ask the running job to stop; it saves a loadable checkpoint. Returns the job status."""
+        if not ctx.jobs.stop():
+            gr.Warning("No training job is running.")
+        return ctx.jobs.status()
+
+    def train_status() -> dict:
+        """The current (or last) training job: status, step, progress, last evaluation, checkpoint, log tail."""
+        status = ctx.jobs.status()
+        if status.get("checkpoint"):
+            status["checkpoint_name"] = ctx.registry.name_for(status["checkpoint"])
+        return status
+
+    def poll(seen_version: int):
+        job = ctx.jobs.view()
+        version = -2 if job is None else job.version
+        common = (
+            _headline(ctx, job),
+            _progress_html(job),
+            gr.update(interactive=job is None or job.status not in ACTIVE),
+            gr.update(interactive=job is not None and job.status in ("starting", "running")),
+            "\n".join(job.log) if job else "",
+        )
+        if version == seen_version:
+            return (*common, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen_version)
+        if job is None:
+            return (*common, None, None, None, gr.skip(), train_status(), version)
+        step = f" · step {job.probes_step}" if job.probes else ""
+        probes = [
+            gr.update(value=job.probes.get(role), label=f"{role.capitalize()} probe{step}")
+            for role in ("source", "target")
+        ]
+        note = "  \n".join(job.probe_notes[role] for role in ("source", "target") if role in job.probe_notes)
+        return (
+            *common,
+            training_curves(job),
+            *probes,
+            note or gr.skip(),
+            train_status(),
+            version,
+        )
+
+    form = [source, target, variant, backbone, iters, batch_size, lr, trade_off, gamma]
+    form += [eval_every, eval_max, seed, device, pretrained, source_zip, target_zip]
+    start.click(train_start, form, job_json, api_name="train_start", concurrency_limit=1)
+    stop.click(train_stop, None, job_json, api_name="train_stop")
+    gr.api(train_status, api_name="train_status")
+    outputs = [
+        headline,
+        progress,
+        start,
+        stop,
+        log_box,
+        curves,
+        probe_source,
+        probe_target,
+        probe_note,
+        job_json,
+        seen,
+    ]
+    timer.tick(poll, seen, outputs, api_visibility="private", concurrency_limit=None, show_progress="hidden")
+    return TrainTab(source=source, target=target)

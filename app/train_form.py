@@ -1,0 +1,112 @@
+"""The Train tab's form → a validated :class:`TADAConfig` and a started job.
+
+Every value a browser or an API client sends is checked here and refused with a
+:class:`~tada_core.errors.ConfigError` / ``DataError`` that says what is allowed; domains go
+through the :class:`~app.domains.DomainCatalog` (built-ins, folders under the data root, zips).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from app.context import AppContext
+from app.domains import extract_zip
+from app.ui import file_paths
+from tada_core.backbones import list_backbones
+from tada_core.config import VARIANTS, OptimConfig, TADAConfig, TrainConfig
+from tada_core.errors import ConfigError
+from tada_core.run_data import load_run_data
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _positive_int(value, name: str, high: int) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
+    if not 1 <= number <= high or number != float(value):
+        raise ConfigError(f"{name} must be a whole number between 1 and {high}, got {value}")
+    return number
+
+
+def _number(value, name: str, low: float, high: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if not low <= number <= high:
+        raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {number:g}")
+    return number
+
+
+def run_folder(runs_dir: Path, variant: str) -> Path:
+    """A new ``<runs_dir>/<timestamp>-<variant>`` folder name (not created)."""
+    base = runs_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{variant}"
+    path, n = base, 2
+    while path.exists():
+        path, n = Path(f"{base}-{n}"), n + 1
+    return path
+
+
+def domain_spec(ctx: AppContext, choice: str | None, upload) -> str:
+    """An uploaded zip wins over the dropdown; both become what ``load_domain`` takes."""
+    paths = file_paths(upload)
+    if paths:
+        name, _ = extract_zip(paths[0], ctx.domains.uploads_dir)
+        return ctx.domains.resolve(name)
+    return ctx.domains.resolve(choice)
+
+
+def start_job(
+    ctx: AppContext,
+    source: str,
+    target: str,
+    variant: str,
+    backbone: str,
+    iters: float,
+    batch_size: float,
+    lr: float,
+    trade_off: float,
+    gamma: float,
+    eval_every: float = 0,
+    eval_max: float = 1000,
+    seed: float = 0,
+    device: str = "auto",
+    pretrained: bool = False,
+    source_zip=None,
+    target_zip=None,
+) -> dict:
+    """Validate the form, load both domains, start the job; its status JSON."""
+    ctx.jobs.check_idle()
+    if variant not in VARIANTS:
+        raise ConfigError(f"unknown variant '{variant}'; choose one of {', '.join(VARIANTS)}")
+    if backbone not in list_backbones():
+        raise ConfigError(f"unknown backbone '{backbone}'; choose one of {', '.join(list_backbones())}")
+    if device not in DEVICES:
+        raise ConfigError(f"device must be one of {', '.join(DEVICES)}, not '{device}'")
+    iters = _positive_int(iters, "iterations", 1_000_000)
+    every = _positive_int(eval_every, "evaluate every", iters) if eval_every else max(1, iters // 10)
+    config = TADAConfig(
+        variant=variant,
+        backbone=backbone,
+        pretrained=bool(pretrained),
+        trade_off=_number(trade_off, "λ (trade-off)", 0.0, 100.0),
+        gamma=_number(gamma, "γ (entropy weight)", 0.0, 100.0),
+        train=TrainConfig(
+            source=domain_spec(ctx, source, source_zip),
+            target=domain_spec(ctx, target, target_zip),
+            iters=iters,
+            batch_size=_positive_int(batch_size, "batch size", 1024),
+            seed=int(_number(seed, "seed", 0, 2**31 - 1)),
+            eval_every=every,
+            eval_max=_positive_int(eval_max, "evaluation images", 10_000_000) if eval_max else None,
+            device=ctx.device if device == "auto" else device,
+            out=str(run_folder(ctx.runs_dir, variant)),
+            optim=OptimConfig(lr=_number(lr, "learning rate", 1e-7, 10.0)),
+        ),
+    )
+    data = load_run_data(config)
+    ctx.jobs.start(config.replace(num_classes=len(data.class_names)), data)
+    return ctx.jobs.status()
