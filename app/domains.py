@@ -15,6 +15,7 @@ import os
 import shutil
 import stat
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from tada_core.data.builtin import builtin_names, list_builtin_domains
@@ -27,6 +28,7 @@ MAX_EXTRACTED_BYTES = 1 * 2**30  # everything inside it, uncompressed
 MAX_ZIP_ENTRIES = 50_000
 _SCAN_DEPTH = 3
 _SCAN_LIMIT = 2_000  # folders looked at when listing the data root
+_UNZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError)
 
 
 def _looks_like_domain(folder: Path) -> bool:
@@ -201,10 +203,16 @@ def _extract_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, staging: 
         return 0
     target.parent.mkdir(parents=True, exist_ok=True)
     written = 0
-    with archive.open(member) as src, target.open("wb") as dst:
-        for block in iter(lambda: src.read(2**20), b""):
-            written += len(block)
-            if written > budget:
-                raise DataError("the zip unpacks to more bytes than allowed; upload a smaller one")
-            dst.write(block)
+    try:
+        with archive.open(member) as src, target.open("wb") as dst:
+            for block in iter(lambda: src.read(2**20), b""):
+                written += len(block)
+                if written > budget:
+                    raise DataError("the zip unpacks to more bytes than allowed; upload a smaller one")
+                dst.write(block)
+    except _UNZIP_ERRORS as err:  # damaged data, a password, an unsupported compression method
+        raise DataError(
+            f"cannot extract '{member.filename}' from the zip ({err}); upload an unencrypted zip made with a "
+            "standard tool"
+        ) from None
     return written

@@ -27,6 +27,7 @@ from tada_core.model import TADAModel, build_model
 FORMAT_VERSION = 1
 METADATA_KEY = "tada"
 MAX_CHECKPOINT_BYTES = 2 * 2**30
+MAX_IMAGE_SIZE = 1024  # largest input side a checkpoint may ask for (inference resizes every image to it)
 
 
 @dataclass
@@ -128,6 +129,11 @@ def _parse_metadata(metadata: dict[str, str], name: str) -> CheckpointInfo:
                 f"{name} has format version {version}, newer than this TADA Studio ({FORMAT_VERSION}); upgrade tada-studio"
             )
         config = TADAConfig.from_dict(data["config"])
+        if config.image_size is not None and not 0 < int(config.image_size) <= MAX_IMAGE_SIZE:
+            raise CheckpointError(
+                f"{name} asks for {config.image_size}×{config.image_size} input images; "
+                f"TADA Studio accepts 1 to {MAX_IMAGE_SIZE}, so the file is damaged or not from 'tada train'"
+            )
         class_names = [str(c) for c in data["class_names"]]
         if len(class_names) != config.num_classes:
             raise CheckpointError(f"{name}: {len(class_names)} class names but num_classes={config.num_classes}")
@@ -142,7 +148,7 @@ def _parse_metadata(metadata: dict[str, str], name: str) -> CheckpointInfo:
         )
     except CheckpointError:
         raise
-    except (ValueError, KeyError, TypeError, ConfigError) as err:
+    except (ValueError, KeyError, TypeError, RecursionError, ConfigError) as err:
         raise CheckpointError(f"{name} has unreadable TADA metadata ({type(err).__name__}: {err})") from None
 
 
@@ -157,10 +163,12 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     config = info.config.replace(pretrained=False)  # the weights come from the file
     try:
-        model = build_model(config)
-    except TadaError as err:
+        # Shapes first, on the meta device (no memory): metadata asking for huge layers is refused
+        # before anything is allocated; a model whose shapes match is no larger than the file.
+        with torch.device("meta"):
+            expected = build_model(config).state_dict()
+    except (TadaError, RuntimeError, ValueError) as err:
         raise CheckpointError(f"{Path(path).name}: its config cannot build a model ({err})") from None
-    expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
@@ -177,6 +185,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
             if part
         )
         raise CheckpointError(f"{Path(path).name} does not match its own config ({details}); the file is damaged")
+    model = build_model(config)
     model.load_state_dict(state)
     model.config = info.config
     return model.to(device).eval(), info

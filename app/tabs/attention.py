@@ -42,7 +42,7 @@ def read_uploads(paths: list[str], role: str) -> list[tuple[str, Image.Image]]:
         name = Path(path).name
         try:
             if Path(path).stat().st_size > MAX_UPLOAD_BYTES:
-                raise DataError(f"it is larger than {MAX_UPLOAD_BYTES // 2**20} MiB")
+                raise DataError(f"it is larger than {MAX_UPLOAD_BYTES // 2**20} MiB; upload a smaller PNG or JPEG")
             images.append((name, load_image(Path(path).read_bytes())))
         except DataError as err:
             raise DataError(f"{role} image '{name}': {err}") from None

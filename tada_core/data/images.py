@@ -25,6 +25,10 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".
 
 ImageSource = str | os.PathLike | bytes | bytearray | BinaryIO
 
+DECODERS = ("PNG", "JPEG", "BMP", "DIB", "GIF", "WEBP", "TIFF")  # JPEG covers MPO camera files
+"""The only PIL decoders tried (the formats of :data:`IMAGE_EXTENSIONS`), whatever a file's name says:
+PIL's other plug-ins (EPS runs Ghostscript, and many rarely used parsers) never see an upload."""
+
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
 _ALPHA_MODES = ("LA", "La", "PA", "P", "RGBA", "RGBa")
 _HINT = "upload a PNG or JPEG"
@@ -136,7 +140,7 @@ def load_image(source: ImageSource, *, max_pixels: int = 40_000_000, max_bytes: 
         with warnings.catch_warnings():
             # Our own max_pixels check below is the policy; PIL's warning would only be noise.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=DECODERS)
             width, height = image.size
             if width * height > max_pixels:
                 raise DataError(
