@@ -23,5 +23,6 @@ def table(result: dict) -> str:
 
 if __name__ == "__main__":
     for path in sys.argv[1:]:
-        print(table(json.load(open(path))))
+        with open(path) as handle:
+            print(table(json.load(handle)))
         print()
