@@ -10,6 +10,7 @@ Needs ``apt-get install chromium``; skipped with that hint when Chromium is not 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 
@@ -67,7 +68,8 @@ def page(tmp_path_factory):
 def screenshot(page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for toast in page.locator(".toast-close").all():
-        toast.click()
+        with contextlib.suppress(sync_api.Error):  # the toast may close by itself in the meantime
+            toast.click(timeout=2_000)
     page.wait_for_timeout(800)  # let plots and images settle
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
