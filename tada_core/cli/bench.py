@@ -43,6 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     tsne = kinds.add_parser("tsne", help="openTSNE vs scikit-learn TSNE on the same features")
     tsne.add_argument("--points", type=int, default=2000)
+    tsne.add_argument("--jobs", type=int, default=2, help="threads for both implementations (default 2)")
     tsne.add_argument("--json", action="store_true")
     tsne.set_defaults(func=run_tsne)
 
@@ -128,7 +129,7 @@ def run_accuracy(args: argparse.Namespace) -> int:
 def run_tsne(args: argparse.Namespace) -> int:
     from tada_core.bench.viz import bench_tsne
 
-    result = bench_tsne(n_points=args.points)
+    result = bench_tsne(n_points=args.points, n_jobs=args.jobs)
     return _emit(result, args.json, [f"{k}: {v}" for k, v in result.items()])
 
 
