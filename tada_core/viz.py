@@ -26,7 +26,14 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from PIL import Image
 
-from tada_core.viz_tsne import SOURCE_COLOR, TARGET_COLOR, TsnePanel, tsne_comparison_figure, tsne_figure
+from tada_core.viz_tsne import (
+    SOURCE_COLOR,
+    TARGET_COLOR,
+    TsnePanel,
+    tsne_comparison_figure,
+    tsne_figure,
+    tsne_panels_figure,
+)
 
 if TYPE_CHECKING:
     from tada_core.inference import AttentionResult
@@ -44,6 +51,7 @@ __all__ = [
     "overlay_attention",
     "tsne_comparison_figure",
     "tsne_figure",
+    "tsne_panels_figure",
     "upsample_grid",
 ]
 

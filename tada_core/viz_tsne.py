@@ -113,3 +113,14 @@ def tsne_comparison_figure(panels: Sequence[TsnePanel], *, title: str = "") -> F
         _draw_tsne(axes[0, col], axes[1, col], panel)
     fig.suptitle(title or "t-SNE of bottleneck features: source (red) vs target (blue)", fontsize=12)
     return fig
+
+
+def tsne_panels_figure(panels: Sequence[TsnePanel], source: str, target: str) -> Figure:
+    """The t-SNE figure for one checkpoint (two panels) or several (side by side), titled by domains."""
+    title = f"t-SNE of bottleneck features: {source} (source, red) → {target} (target, blue)"
+    if len(panels) == 1:
+        p = panels[0]
+        return tsne_figure(
+            p.embedding, p.domains, p.labels, p.class_names, title=f"{title}\n{p.title}", a_distance=p.a_distance
+        )
+    return tsne_comparison_figure(panels, title=title)

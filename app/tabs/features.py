@@ -20,7 +20,7 @@ from tada_core.analysis import a_distance, collect_features, tsne_embed
 from tada_core.data import check_same_classes, load_domain
 from tada_core.errors import ConfigError
 from tada_core.run_data import image_size_for, norm_for
-from tada_core.viz import TsnePanel, figure_to_png, tsne_comparison_figure, tsne_figure
+from tada_core.viz import TsnePanel, figure_to_png, tsne_panels_figure
 
 CSV_COLUMNS = ("checkpoint", "x", "y", "domain", "class", "prediction")
 MAX_POINTS = 3000
@@ -95,14 +95,7 @@ def tsne_report(
             }
         )
     step(0.95, desc="drawing")
-    title = f"t-SNE of bottleneck features: {source} (source, red) → {target} (target, blue)"
-    if len(panels) == 1:
-        p = panels[0]
-        fig = tsne_figure(
-            p.embedding, p.domains, p.labels, p.class_names, title=f"{title}\n{p.title}", a_distance=p.a_distance
-        )
-    else:
-        fig = tsne_comparison_figure(panels, title=title)
+    fig = tsne_panels_figure(panels, source, target)
     folder = ctx.scratch("tsne")
     png, table = folder / "tsne.png", folder / "tsne.csv"
     png.write_bytes(figure_to_png(fig))

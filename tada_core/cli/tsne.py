@@ -19,7 +19,7 @@ from tada_core.checkpoint import load_checkpoint
 from tada_core.data import check_same_classes, load_domain
 from tada_core.errors import ConfigError
 from tada_core.run_data import image_size_for, norm_for
-from tada_core.viz import TsnePanel, figure_to_png, tsne_comparison_figure, tsne_figure
+from tada_core.viz import TsnePanel, figure_to_png, tsne_panels_figure
 
 CSV_COLUMNS = ("checkpoint", "x", "y", "domain", "class", "prediction")
 
@@ -83,14 +83,7 @@ def run(args: argparse.Namespace) -> int:
                 "target_accuracy": tgt.accuracy,
             }
         )
-    title = f"t-SNE of bottleneck features: {args.source} (source, red) → {args.target} (target, blue)"
-    if len(panels) == 1:
-        p = panels[0]
-        fig = tsne_figure(
-            p.embedding, p.domains, p.labels, p.class_names, title=f"{title}\n{p.title}", a_distance=p.a_distance
-        )
-    else:
-        fig = tsne_comparison_figure(panels, title=title)
+    fig = tsne_panels_figure(panels, args.source, args.target)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(figure_to_png(fig))
     csv_path = args.out.with_suffix(".csv")
