@@ -35,6 +35,7 @@ class OptimConfig:
     lr_alpha: float = 10.0
     lr_beta: float = 0.75
     backbone_lr_mult: float = 0.1  # applied to a pretrained backbone only
+    discriminator_lr_mult: float = 1.0  # region and global discriminators
 
 
 @dataclass

@@ -139,14 +139,25 @@ class TADAModel(nn.Module):
         terms["total"] = total
         return terms
 
-    def parameter_groups(self, lr: float, backbone_lr_mult: float = 0.1) -> list[dict]:
-        """SGD parameter groups: the backbone at ``lr·backbone_lr_mult`` when pretrained."""
-        backbone_lr = lr * backbone_lr_mult if self.config.pretrained else lr
-        backbone_ids = {id(p) for p in self.backbone.parameters()}
-        head = [p for p in self.parameters() if id(p) not in backbone_ids]
+    def parameter_groups(
+        self, lr: float, backbone_lr_mult: float = 0.1, discriminator_lr_mult: float = 1.0
+    ) -> list[dict]:
+        """SGD parameter groups: the backbone (at ``lr·backbone_lr_mult`` when pretrained), the
+        discriminators (at ``lr·discriminator_lr_mult``) and the bottleneck and classifier (at ``lr``)."""
+        backbone = list(self.backbone.parameters())
+        discriminators = [
+            p
+            for module in (self.region_discriminators, self.domain_discriminator)
+            if module
+            for p in module.parameters()
+        ]
+        taken = {id(p) for p in backbone + discriminators}
+        head = [p for p in self.parameters() if id(p) not in taken]
+        mults = (backbone_lr_mult if self.config.pretrained else 1.0, discriminator_lr_mult, 1.0)
         return [
-            {"params": list(self.backbone.parameters()), "lr": backbone_lr, "lr_mult": backbone_lr / lr},
-            {"params": head, "lr": lr, "lr_mult": 1.0},
+            {"params": params, "lr": lr * mult, "lr_mult": mult}
+            for params, mult in zip((backbone, discriminators, head), mults, strict=True)
+            if params
         ]
 
 

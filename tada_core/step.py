@@ -26,7 +26,7 @@ def lr_factor(progress: float, alpha: float = 10.0, beta: float = 0.75) -> float
 
 def build_optimizer(model: TADAModel, config: TADAConfig) -> torch.optim.SGD:
     opt = config.train.optim
-    groups = model.parameter_groups(opt.lr, opt.backbone_lr_mult)
+    groups = model.parameter_groups(opt.lr, opt.backbone_lr_mult, opt.discriminator_lr_mult)
     return torch.optim.SGD(
         groups, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay, nesterov=opt.nesterov, foreach=True
     )
