@@ -77,6 +77,11 @@ class AppContext:
         names = self.registry.names()
         return self.selected if self.selected in names else (names[0] if names else None)
 
+    def compare_checkpoint(self) -> str | None:
+        """The checkpoint shown beside the default one at start: the first source-only model, if any."""
+        default = self.default_checkpoint()
+        return next((n for n in self.registry.names() if n.startswith("source_only") and n != default), None)
+
     def scratch(self, prefix: str) -> Path:
         """A fresh folder for one request's output files; folders older than an hour are removed."""
         self.scratch_dir.mkdir(parents=True, exist_ok=True)

@@ -104,7 +104,7 @@ def attention_report(
 def build(ctx: AppContext) -> AttentionTab:
     names = ctx.registry.names()
     default = ctx.default_checkpoint()
-    compare_default = next((n for n in names if n.startswith("source_only") and n != default), NONE)
+    compare_default = ctx.compare_checkpoint() or NONE
     gr.Markdown(
         "Upload a few **source** and **target** images (or keep the examples) and press **Show attention**. "
         "Each image shows the per-region local attention w = 1 − H(d̂ᵏ) over it (the paper's eq. 3: high where "

@@ -119,7 +119,7 @@ def tsne_report(
 def build(ctx: AppContext) -> FeaturesTab:
     names = ctx.registry.names()
     default = ctx.default_checkpoint()
-    compare_default = next((n for n in names if n.startswith("source_only") and n != default), NONE)
+    compare_default = ctx.compare_checkpoint() or NONE
     domains = ctx.domains.choices()
     gr.Markdown(
         "How well are the two domains aligned? The bottleneck features z of a sample of source (red) and "
