@@ -37,6 +37,7 @@ class BackboneSpec:
     stride: int  # input side / map side
     imagenet_norm: bool  # True: ImageNet mean/std, False: digits 0.5/0.5
     build: Callable[[bool], nn.Module]
+    default_head: str = "pool"  # how the map enters the bottleneck: "pool" or "flatten"
 
     def grid_size(self, image_size: int) -> int:
         """Side of the feature map (H = W) for a square input of ``image_size`` pixels."""
@@ -97,7 +98,7 @@ def _resnet_builder(name: str) -> Callable[[bool], nn.Module]:
 
 
 _REGISTRY: dict[str, BackboneSpec] = {
-    "lenet": BackboneSpec("lenet", 64, 28, 4, False, lambda pretrained: _lenet(pretrained)),
+    "lenet": BackboneSpec("lenet", 64, 28, 4, False, lambda pretrained: _lenet(pretrained), "flatten"),
 }
 for _name, _channels in (("resnet18", 512), ("resnet34", 512), ("resnet50", 2048), ("resnet101", 2048)):
     _REGISTRY[_name] = BackboneSpec(_name, _channels, 224, 32, True, _resnet_builder(_name))

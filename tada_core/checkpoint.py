@@ -24,7 +24,7 @@ from tada_core.config import TADAConfig
 from tada_core.errors import CheckpointError, ConfigError, TadaError
 from tada_core.model import TADAModel, build_model
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: config.head (version 1 files always pooled the map)
 METADATA_KEY = "tada"
 MAX_CHECKPOINT_BYTES = 2 * 2**30
 MAX_IMAGE_SIZE = 1024  # largest input side a checkpoint may ask for (inference resizes every image to it)
@@ -131,7 +131,10 @@ def _parse_metadata(metadata: dict[str, str], name: str) -> CheckpointInfo:
             raise CheckpointError(
                 f"{name} has format version {version}, newer than this TADA Studio ({FORMAT_VERSION}); upgrade tada-studio"
             )
-        config = TADAConfig.from_dict(data["config"])
+        config_data = dict(data["config"])
+        if version < 2:
+            config_data.setdefault("head", "pool")  # before the head option every model pooled
+        config = TADAConfig.from_dict(config_data)
         if config.image_size is not None and not 0 < int(config.image_size) <= MAX_IMAGE_SIZE:
             raise CheckpointError(
                 f"{name} asks for {config.image_size}×{config.image_size} input images; "

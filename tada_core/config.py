@@ -22,6 +22,7 @@ from tada_core.errors import ConfigError
 
 VARIANTS = ("source_only", "dann", "tada_local", "tada_global", "tada")
 LOCAL_INPUTS = ("features", "attended")
+HEADS = ("pool", "flatten")
 
 
 @dataclass
@@ -68,6 +69,10 @@ class TADAConfig:
         num_classes: number of classes C.
         pretrained: load ImageNet weights for a torchvision backbone (never downloaded in tests).
         image_size: input side length; ``None`` takes the backbone's default (28 lenet, 224 resnet).
+        head: how the attended map h (B, C, H, W) enters the bottleneck G_b: ``pool`` (global
+            average, C inputs, the paper's ResNet-50) or ``flatten`` (C·H·W inputs, keeps the spatial
+            layout like the digits LeNets of DANN and TLlib). ``None`` takes the backbone's default
+            (``flatten`` for lenet, ``pool`` for ResNets); see docs/RESULTS.md for the measurement.
         bottleneck_dim: width of G_b.
         local_hidden: hidden width of each of the K region discriminators.
         global_hidden: hidden width of the global discriminator G_d.
@@ -85,6 +90,7 @@ class TADAConfig:
     num_classes: int = 10
     pretrained: bool = False
     image_size: int | None = None
+    head: str | None = None
     bottleneck_dim: int = 256
     local_hidden: int = 64
     global_hidden: int = 1024
@@ -101,6 +107,8 @@ class TADAConfig:
             raise ConfigError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
         if self.local_input not in LOCAL_INPUTS:
             raise ConfigError(f"local_input must be one of {', '.join(LOCAL_INPUTS)}, not {self.local_input!r}")
+        if self.head is not None and self.head not in HEADS:
+            raise ConfigError(f"head must be one of {', '.join(HEADS)}, not {self.head!r}")
         if self.num_classes < 2:
             raise ConfigError(f"num_classes must be at least 2, got {self.num_classes}")
         if isinstance(self.train, dict):

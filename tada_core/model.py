@@ -1,7 +1,7 @@
 """The TADA network and its ablation variants, switched by ``TADAConfig.variant``.
 
     x ─G_f─► f (B,C,H,W) ─► region discriminators G_d^k(GRL(f^k)) ─► w = 1 − H₂(d̂^k)
-                         h = (1 + w)·f ─► pool ─► G_b ─► z ─► G_y ─► logits
+                         h = (1 + w)·f ─► pool or flatten ─► G_b ─► z ─► G_y ─► logits
                                                         └─► G_d(GRL(z)) ─► m = 1 + H₂(d̂)
 
 Example:
@@ -60,6 +60,7 @@ class TADAModel(nn.Module):
         spec = backbone_spec(config.backbone)
         self.image_size = config.image_size or spec.default_image_size
         self.grid = spec.grid_size(self.image_size)
+        self.head = config.head or spec.default_head
         self.backbone = build_backbone(config.backbone, config.pretrained)
         self.grl = GradientReversal(0.0)
         self.region_discriminators = (
@@ -68,7 +69,7 @@ class TADAModel(nn.Module):
             else None
         )
         self.bottleneck = nn.Sequential(
-            nn.Linear(spec.out_channels, config.bottleneck_dim),
+            nn.Linear(spec.out_channels * (self.grid**2 if self.head == "flatten" else 1), config.bottleneck_dim),
             nn.BatchNorm1d(config.bottleneck_dim),
             nn.ReLU(inplace=True),
         )
@@ -84,13 +85,15 @@ class TADAModel(nn.Module):
         f = self.backbone(x)  # (B, C, H, W)
         b, _, height, width = f.shape
         w = region_logits = attended_logits = None
+        if (self.region_discriminators is not None or self.head == "flatten") and (height, width) != (
+            self.grid,
+            self.grid,
+        ):
+            raise ValueError(
+                f"input gives a {height}×{width} feature map but the model was built for "
+                f"{self.grid}×{self.grid}; resize images to {self.image_size}×{self.image_size}"
+            )
         if self.region_discriminators is not None:
-            if height * width != self.region_discriminators.num_regions:
-                raise ValueError(
-                    f"input gives a {height}×{width} feature map but the model has "
-                    f"{self.region_discriminators.num_regions} region discriminators; "
-                    f"resize images to {self.image_size}×{self.image_size}"
-                )
             region_logits = self.region_discriminators(self.grl(f.flatten(2).transpose(1, 2)))  # (B, K)
             w = local_attention(region_logits)  # (B, K)
             w_used = w.detach() if cfg.detach_attention else w
@@ -100,7 +103,8 @@ class TADAModel(nn.Module):
             w = w.view(b, height, width)
         else:
             h = f
-        z = self.bottleneck(h.mean(dim=(2, 3)))  # (B, D)
+        pooled = h.flatten(1) if self.head == "flatten" else h.mean(dim=(2, 3))  # (B, C·H·W) or (B, C)
+        z = self.bottleneck(pooled)  # (B, D)
         logits = self.classifier(z)  # (B, C)
         domain_logits = m = None
         if self.domain_discriminator is not None:

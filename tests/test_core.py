@@ -204,3 +204,42 @@ def test_config_errors_and_yaml_round_trip(tmp_path):
 
 def test_backbone_registry():
     assert {"lenet", "resnet18", "resnet34", "resnet50", "resnet101"} <= set(list_backbones())
+
+
+def test_flatten_head_sees_every_region_and_pool_head_their_mean():
+    torch.manual_seed(0)
+    flat = build_model(TADAConfig(backbone="lenet", num_classes=10, variant="dann"))
+    assert flat.head == "flatten" and flat.bottleneck[0].in_features == 64 * 7 * 7
+    pooled = build_model(TADAConfig(backbone="lenet", num_classes=10, variant="dann", head="pool"))
+    assert pooled.bottleneck[0].in_features == 64
+    # by hand: the pool head's bottleneck input is the mean of the map, the flatten head's the map itself
+    x = torch.randn(2, 3, 28, 28)
+    for model, by_hand in ((flat, lambda f: f.flatten(1)), (pooled, lambda f: f.mean(dim=(2, 3)))):
+        model.eval()
+        z = model.bottleneck(by_hand(model.backbone(x)))
+        torch.testing.assert_close(model(x).features, z)
+    with pytest.raises(ValueError, match="resize images to 28"):
+        flat(torch.randn(2, 3, 32, 32))
+    with pytest.raises(ConfigError, match="head must be one of"):
+        TADAConfig(head="max")
+
+
+def test_format_1_checkpoints_load_with_the_pool_head_they_were_trained_with(tmp_path):
+    import json
+
+    from safetensors.torch import save_file
+
+    from tada_core.checkpoint import CheckpointInfo, load_checkpoint, save_checkpoint
+
+    old = build_model(TADAConfig(backbone="lenet", num_classes=10, variant="tada", head="pool"))
+    save_checkpoint(tmp_path / "new.safetensors", old, CheckpointInfo(old.config, [str(i) for i in range(10)]))
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "new.safetensors"), framework="pt") as handle:
+        meta = json.loads(handle.metadata()["tada"])
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+    meta["format_version"] = 1
+    del meta["config"]["head"]  # what a file written before the head option holds
+    save_file(tensors, str(tmp_path / "old.safetensors"), metadata={"tada": json.dumps(meta)})
+    model, info = load_checkpoint(tmp_path / "old.safetensors")
+    assert model.head == "pool" and info.config.head == "pool" and info.format_version == 1

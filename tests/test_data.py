@@ -135,7 +135,7 @@ def test_mnistm_is_deterministic_per_seed():
 def test_mnistm_blends_as_abs_difference(monkeypatch):
     photo = np.zeros((40, 50, 3), dtype=np.uint8)
     photo[..., 0], photo[..., 1], photo[..., 2] = 100, 0, 255
-    monkeypatch.setattr(digits, "_photos", lambda: (photo,))
+    monkeypatch.setattr(digits, "_photos", lambda: ((photo, False),))
     blended, _ = digits.mnistm_arrays.__wrapped__(3)
     digit = digits.mnist_arrays()[0][11].astype(int)
     assert np.array_equal(blended[11, ..., 0], np.abs(100 - digit))

