@@ -89,20 +89,23 @@ class RegionDiscriminators(nn.Module):
 class DomainDiscriminator(nn.Module):
     """Global discriminator G_d: Linear–ReLU–Dropout ×2 then Linear → one logit per image.
 
+    With ``batch_norm`` each hidden Linear is followed by BatchNorm (TLlib's digits discriminator);
+    ``dropout=0`` leaves the dropout layers out.
+
     Shape: (B, D) → (B,).
     """
 
-    def __init__(self, in_features: int, hidden: int = 1024, dropout: float = 0.5) -> None:
+    def __init__(self, in_features: int, hidden: int = 1024, dropout: float = 0.5, batch_norm: bool = False) -> None:
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(in_features, hidden),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, hidden),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, 1),
-        )
+        layers: list[nn.Module] = []
+        for width_in in (in_features, hidden):
+            layers.append(nn.Linear(width_in, hidden))
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(hidden))
+            layers.append(nn.ReLU(inplace=True))
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+        self.net = nn.Sequential(*layers, nn.Linear(hidden, 1))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z).squeeze(-1)

@@ -56,6 +56,7 @@ class TrainConfig:
     amp: bool = False
     compile: bool = False
     sync_bn: bool = False
+    joint_forward: bool = True  # one forward over source + target (shared BatchNorm statistics)
     optim: OptimConfig = field(default_factory=OptimConfig)
 
 
@@ -77,6 +78,7 @@ class TADAConfig:
         local_hidden: hidden width of each of the K region discriminators.
         global_hidden: hidden width of the global discriminator G_d.
         dropout: dropout inside the discriminators.
+        discriminator_bn: BatchNorm after each hidden layer of the global discriminator.
         detach_attention: stop gradients through w and m (the paper is silent; see README).
         local_input: what the region discriminators' loss L_l sees: ``features`` (f, the paper)
             or ``attended`` (h = (1 + w)·f). Attention itself always comes from D^k(f).
@@ -95,6 +97,7 @@ class TADAConfig:
     local_hidden: int = 64
     global_hidden: int = 1024
     dropout: float = 0.5
+    discriminator_bn: bool = False
     detach_attention: bool = True
     local_input: str = "features"
     gamma: float = 0.1

