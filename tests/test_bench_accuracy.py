@@ -43,10 +43,12 @@ def test_cli_runs_a_tiny_suite_and_plots_its_curves(tmp_path, capsys):
     plot = tmp_path / "curves.png"
     code = main(
         ["bench", "accuracy", "--suite", "tiny", "--seeds", "1", "--variants", "source_only,tada", "--iters", "4",
-         "--batch-size", "8", "--eval-every", "2", "--jobs", "1", "--set", "train.eval_max=100", "--plot", str(plot), "--json"]
+         "--batch-size", "8", "--eval-every", "2", "--jobs", "1", "--set", "train.eval_max=100", "--plot", str(plot), "--keep", str(tmp_path / "runs"), "--json"]
     )  # fmt: skip
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     assert {r["variant"] for r in result["runs"]} == {"source_only", "tada"}
     assert [row[0] for row in result["runs"][0]["curve"]] == [2, 4]
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    kept = tmp_path / "runs" / "tada_mnist_optdigits_s0"
+    assert (kept / "last.safetensors").is_file() and (kept / "metrics.jsonl").is_file()

@@ -44,11 +44,13 @@ def run_one(job: dict) -> dict:
     for key, value in job["settings"].items():
         set_path(data, key, value)
     started = time.time()
-    with tempfile.TemporaryDirectory(prefix="tada-bench-") as out:
-        set_path(data, "train.out", out)
+    keep = job.get("keep")
+    with tempfile.TemporaryDirectory(prefix="tada-bench-") as scratch:
+        out = Path(keep, f"{job['variant']}_{job['source']}_{job['target']}_s{job['seed']}") if keep else Path(scratch)
+        set_path(data, "train.out", str(out))
         set_path(data, "train.seed", job["seed"])
         result = train(TADAConfig.from_dict(data))
-        history = [json.loads(line) for line in Path(out, "metrics.jsonl").read_text().splitlines()]
+        history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     return {
         "variant": job["variant"],
         "source": job["source"],
@@ -104,6 +106,7 @@ def bench_accuracy(
     settings: dict[str, Any] | None = None,
     jobs: int = 2,
     on_result: Callable[[dict], None] | None = None,
+    keep: str | None = None,
 ) -> dict:
     """Train ``variants × pairs × seeds`` runs and summarise them.
 
@@ -113,11 +116,13 @@ def bench_accuracy(
         settings: dotted config overrides applied to every run (``{"train.iters": 1500}``).
         jobs: parallel worker processes.
         on_result: called with each finished run (for progress output).
+        keep: keep every run's folder (checkpoints, metrics.jsonl) under this folder,
+            named ``<variant>_<source>_<target>_s<seed>``; by default they are deleted.
     """
     pairs = SUITES[suite]
     settings = dict(settings or {})
     job_list = [
-        {"variant": v, "source": s, "target": t, "seed": seed, "settings": settings}
+        {"variant": v, "source": s, "target": t, "seed": seed, "settings": settings, "keep": keep}
         for seed in range(seeds)
         for s, t in pairs
         for v in variants

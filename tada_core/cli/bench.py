@@ -39,6 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     acc.add_argument("--batch-size", type=int, default=None, help="images per domain per step (default: tada train's)")
     acc.add_argument("--eval-every", type=int, default=None, help="steps between points of the learning curves")
     acc.add_argument("--plot", type=Path, default=None, help="write the learning curves to this PNG")
+    acc.add_argument("--keep", type=Path, default=None, help="keep each run's folder (checkpoints) under this folder")
     acc.add_argument("--jobs", type=int, default=2, help="parallel runs (default 2)")
     acc.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, repeatable")
     acc.add_argument("--json", action="store_true")
@@ -122,7 +123,13 @@ def run_accuracy(args: argparse.Namespace) -> int:
         )
 
     result = bench_accuracy(
-        args.suite, seeds=args.seeds, variants=variants, settings=settings, jobs=args.jobs, on_result=report
+        args.suite,
+        seeds=args.seeds,
+        variants=variants,
+        settings=settings,
+        jobs=args.jobs,
+        on_result=report,
+        keep=str(args.keep) if args.keep else None,
     )
     pairs = list(next(iter(result["table"].values())).keys()) if result["table"] else []
     lines = [f"{'variant':12s} " + " ".join(f"{p:>18s}" for p in pairs) + f" {'average':>8s}"]
