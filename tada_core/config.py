@@ -45,8 +45,8 @@ class TrainConfig:
 
     source: str = "mnist"
     target: str = "mnistm"
-    iters: int = 2000
-    batch_size: int = 64  # per domain: B source + B target images each step
+    iters: int = 3000
+    batch_size: int = 32  # per domain: B source + B target images each step
     seed: int = 0
     eval_every: int = 500
     eval_max: int | None = None  # evaluate on at most this many images per domain (None: all)
@@ -83,6 +83,8 @@ class TADAConfig:
         local_input: what the region discriminators' loss L_l sees: ``features`` (f, the paper)
             or ``attended`` (h = (1 + w)·f). Attention itself always comes from D^k(f).
         gamma: weight γ of the attentive entropy L_h.
+        entropy_ramp: raise γ from 0 with the GRL schedule, γ_p = γ·(2 / (1 + exp(−α·p)) − 1), so
+            that the entropy term does not harden the wrong early target predictions.
         trade_off: λ, the maximum GRL coefficient (annealed by the progress schedule).
         grl_alpha: steepness of λ_p = 2 / (1 + exp(−alpha·p)) − 1.
     """
@@ -96,11 +98,12 @@ class TADAConfig:
     bottleneck_dim: int = 256
     local_hidden: int = 64
     global_hidden: int = 1024
-    dropout: float = 0.5
-    discriminator_bn: bool = False
+    dropout: float = 0.0
+    discriminator_bn: bool = True
     detach_attention: bool = True
     local_input: str = "features"
     gamma: float = 0.1
+    entropy_ramp: bool = False
     trade_off: float = 1.0
     grl_alpha: float = 10.0
     train: TrainConfig = field(default_factory=TrainConfig)

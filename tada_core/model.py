@@ -122,7 +122,8 @@ class TADAModel(nn.Module):
         Returns:
             ``classification`` (L_y) always; ``global_adversarial`` (L_g) unless source_only;
             ``local_adversarial`` (L_l) for tada_local and tada; ``entropy`` (attentive L_h)
-            for tada_global and tada; ``total`` = L_y + γ·L_h + L_g + L_l.
+            for tada_global and tada; ``total`` = L_y + γ·L_h + L_g + L_l (γ ramped up with
+            the GRL schedule when ``config.entropy_ramp``).
         """
         cfg = self.config
         n_source = len(y_source)
@@ -136,10 +137,12 @@ class TADAModel(nn.Module):
         if cfg.uses_attentive_entropy:
             m = out.global_attention.detach() if cfg.detach_attention else out.global_attention
             terms["entropy"] = L.attentive_entropy(out.logits, m)
+        # γ_p: γ, or γ·(2 / (1 + exp(−α·p)) − 1) with entropy_ramp (the GRL schedule, from 0 to ≈ γ)
+        gamma = cfg.gamma * grl_coefficient(progress, cfg.grl_alpha) if cfg.entropy_ramp else cfg.gamma
         total = terms["classification"]
         for name, value in terms.items():
             if name != "classification":
-                total = total + (cfg.gamma * value if name == "entropy" else value)
+                total = total + (gamma * value if name == "entropy" else value)
         terms["total"] = total
         return terms
 

@@ -22,7 +22,7 @@ from app.plots import curves_image
 from app.train_form import DEVICES, start_job
 from app.ui import IMAGE_BUTTONS, user_errors
 from tada_core.backbones import list_backbones
-from tada_core.config import VARIANTS
+from tada_core.config import VARIANTS, OptimConfig, TADAConfig, TrainConfig
 
 POLL_SECONDS = 1.0
 CURVES_MIN_INTERVAL_S = 2.0
@@ -99,12 +99,14 @@ def build(ctx: AppContext) -> TrainTab:
                 variant = gr.Dropdown(list(VARIANTS), value="tada", label="Variant")
                 backbone = gr.Dropdown(list_backbones(), value="lenet", label="Backbone")
             with gr.Row():
-                iters = gr.Number(1000, precision=0, label="Iterations", minimum=1, elem_id="train-iters")
-                batch_size = gr.Number(64, precision=0, label="Batch (per domain)", minimum=1, elem_id="train-batch")
+                iters = gr.Number(TrainConfig.iters, precision=0, label="Iterations", minimum=1, elem_id="train-iters")
+                batch_size = gr.Number(
+                    TrainConfig.batch_size, precision=0, label="Batch (per domain)", minimum=1, elem_id="train-batch"
+                )
             with gr.Row():
-                lr = gr.Number(0.01, label="Learning rate")
-                trade_off = gr.Number(1.0, label="λ (adversarial weight)")
-                gamma = gr.Number(0.1, label="γ (entropy weight)")
+                lr = gr.Number(OptimConfig.lr, label="Learning rate")
+                trade_off = gr.Number(TADAConfig.trade_off, label="λ (adversarial weight)")
+                gamma = gr.Number(TADAConfig.gamma, label="γ (entropy weight)")
             with gr.Accordion("Advanced", open=False):
                 with gr.Row():
                     eval_every = gr.Number(
