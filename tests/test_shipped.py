@@ -11,7 +11,7 @@ from tada_core.evaluate import evaluate
 from tada_core.run_data import image_size_for, norm_for
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
-SHIPPED = ["tada_mnist_mnistm", "source_only_mnist_mnistm"]
+SHIPPED = ["tada_mnist_mnistm", "dann_mnist_mnistm", "source_only_mnist_mnistm"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)
