@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,6 +38,9 @@ from tada_core.errors import TadaError
 if TYPE_CHECKING:
     from tada_core.data import Domain
     from tada_core.model import TADAModel
+
+
+_FIT_LOCK = threading.Lock()  # concurrent first requests for one checkpoint fit its probes once
 
 
 class GapError(TadaError):
@@ -192,14 +196,15 @@ def checkpoint_gap(
 ) -> RegionProbes:
     """The region probes of a checkpoint for its own domain pair (``CheckpointInfo.source/target``).
 
-    Fitted once per (file, modification time, pair, sample) and cached in-process, so later
-    requests for the same checkpoint cost only a forward pass.
+    Fitted once per (file, modification time, pair, sample) and cached in-process (8 entries), so
+    later requests for the same checkpoint cost only a forward pass.
 
     Raises:
         GapError: the checkpoint does not name its domains, or they cannot be loaded here.
     """
     stat = Path(path).stat()
-    return _checkpoint_gap(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size, data_root, max_points, seed)
+    with _FIT_LOCK:
+        return _checkpoint_gap(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size, data_root, max_points, seed)
 
 
 @functools.lru_cache(maxsize=8)

@@ -149,6 +149,7 @@ def bench_localisation(
     seed: int = 0,
     evals: int = 6,
     threads: int = 1,
+    digits: int | None = None,
 ) -> dict:
     """Train each variant on the planted pair, then score every view; an untrained ``tada`` is the floor.
 
@@ -157,6 +158,7 @@ def bench_localisation(
         iters, batch_size: training budget (steps of ``batch_size`` source + target images).
         evals: how many times the attention AUC is traced during training.
         threads: torch threads.
+        digits: use only the first ``digits`` MNIST digits (default all 5,000; fewer for a quick check).
 
     Returns:
         JSON-ready dict: the setting, and per model the AUC of each view, the views' means on
@@ -164,7 +166,7 @@ def bench_localisation(
     """
     torch.set_num_threads(threads)
     started = time.time()
-    pair = planted_pair(seed=seed)
+    pair = planted_pair(seed=seed, digits=digits)
     data = run_data(pair)
     tensors = {
         "source_train": data.source.dataset.images,
@@ -199,6 +201,7 @@ def bench_localisation(
         "pair": "mnist → planted-mnist (checkerboard in 1–3 random cells of the 7×7 grid per target image)",
         "n_test_targets": len(pair.mask_test),
         "planted_cell_fraction": round(float(pair.mask_test.mean()), 4),
+        "digits": len(pair.source_train) + len(pair.source_test) + len(pair.target_train) + len(pair.target_test),
         "iters": iters,
         "batch_size": batch_size,
         "seed": seed,

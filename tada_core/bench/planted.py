@@ -73,23 +73,25 @@ def plant(images: np.ndarray, grid: int, rng: np.random.Generator, max_cells: in
     return out, mask
 
 
-def planted_pair(*, grid: int = 7, test_fraction: float = 0.2, seed: int = 0) -> PlantedPair:
-    """Split the 5,000 MNIST digits in two halves: source as is, target with planted cells.
+def planted_pair(*, grid: int = 7, test_fraction: float = 0.2, seed: int = 0, digits: int | None = None) -> PlantedPair:
+    """Split the 5,000 MNIST digits (or the first ``digits``) in two halves: source as is, target
+    with planted cells.
 
     Each half is split again into train (``1 − test_fraction``) and test parts; the halves are
     disjoint, so no target digit is a source digit with a patch on it.
     """
-    digits, labels = mnist_arrays()
+    images, labels = mnist_arrays()
+    images, labels = images[:digits], labels[:digits]
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(digits))
+    order = rng.permutation(len(images))
     half = len(order) // 2
     source, target = order[:half], order[half:]
-    planted, mask = plant(digits[target], grid, rng)
+    planted, mask = plant(images[target], grid, rng)
     cut = round(half * (1.0 - test_fraction))
     return PlantedPair(
-        source_train=digits[source[:cut]],
+        source_train=images[source[:cut]],
         source_labels_train=labels[source[:cut]],
-        source_test=digits[source[cut:]],
+        source_test=images[source[cut:]],
         source_labels_test=labels[source[cut:]],
         target_train=planted[:cut],
         target_labels_train=labels[target[:cut]],

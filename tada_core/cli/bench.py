@@ -60,6 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     loc.add_argument("--iters", type=int, default=600, help="training steps per variant (default 600)")
     loc.add_argument("--batch-size", type=int, default=64, help="images per domain per step (default 64)")
     loc.add_argument("--seed", type=int, default=0)
+    loc.add_argument("--digits", type=int, default=None, help="use the first N MNIST digits (default all 5,000)")
     loc.add_argument("--json", action="store_true")
     loc.set_defaults(func=run_localisation)
 
@@ -158,9 +159,11 @@ def run_localisation(args: argparse.Namespace) -> int:
     wrong = [v for v in variants if v not in LOCAL_VARIANTS]
     if wrong:
         raise ConfigError(f"variant(s) {', '.join(wrong)} have no local attention; choose from tada, tada_local")
-    if args.iters < 1 or args.batch_size < 1:
-        raise ConfigError("--iters and --batch-size must be at least 1")
-    result = bench_localisation(variants=variants, iters=args.iters, batch_size=args.batch_size, seed=args.seed)
+    if args.iters < 1 or args.batch_size < 1 or (args.digits is not None and args.digits < 40):
+        raise ConfigError("--iters and --batch-size must be at least 1, --digits at least 40")
+    result = bench_localisation(
+        variants=variants, iters=args.iters, batch_size=args.batch_size, seed=args.seed, digits=args.digits
+    )
     lines = [f"{result['pair']}; {result['n_test_targets']} held-out targets, ROC-AUC against the planted cells:"]
     for m in result["models"]:
         aucs = "  ".join(f"{view} {auc:.3f}" for view, auc in m["auc"].items())
