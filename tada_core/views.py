@@ -15,6 +15,7 @@ Scales (how values map to the two ends of a colormap), for all the grids of one 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -103,7 +104,8 @@ def value_ranges(
 
 
 def range_text(value_range: tuple[float, float]) -> tuple[str, str]:
-    """The two ends of a colour bar as text, with enough decimals to tell them apart."""
+    """The two ends of a colour bar as text, with two significant digits of their difference."""
     lo, hi = value_range
-    decimals = next((d for d in (2, 3, 4) if round(lo, d) != round(hi, d)), 5)
+    span = hi - lo
+    decimals = min(6, max(2, math.ceil(-math.log10(span)) + 1)) if span > 0 else 2
     return f"{lo:.{decimals}f}", f"{hi:.{decimals}f}"
