@@ -53,8 +53,10 @@ def test_bench_localisation_scores_every_view_for_trained_and_untrained_models()
 
 def test_cli_bench_localisation_json_and_refusals(capsys):
     argv = ["bench", "localisation", "--variants", "tada", "--iters", "1", "--batch-size", "4", "--digits", "60"]
+    argv += ["--set", "train.optim.discriminator_lr_mult=10"]
     assert main([*argv, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert [m["model"] for m in result["models"]] == ["untrained tada", "tada"]
+    assert result["settings"] == {"train.optim.discriminator_lr_mult": 10}
     assert main(["bench", "localisation", "--variants", "dann"]) == 2
     assert "no local attention" in capsys.readouterr().err

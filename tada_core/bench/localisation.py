@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
+from tada_core.bench.accuracy import set_path
 from tada_core.bench.planted import PlantedPair, planted_pair
 from tada_core.checkpoint import load_checkpoint
 from tada_core.config import TADAConfig
@@ -150,6 +151,7 @@ def bench_localisation(
     evals: int = 6,
     threads: int = 1,
     digits: int | None = None,
+    settings: dict | None = None,
 ) -> dict:
     """Train each variant on the planted pair, then score every view; an untrained ``tada`` is the floor.
 
@@ -159,6 +161,7 @@ def bench_localisation(
         evals: how many times the attention AUC is traced during training.
         threads: torch threads.
         digits: use only the first ``digits`` MNIST digits (default all 5,000; fewer for a quick check).
+        settings: config overrides by dotted key, e.g. ``{"train.optim.discriminator_lr_mult": 10}``.
 
     Returns:
         JSON-ready dict: the setting, and per model the AUC of each view, the views' means on
@@ -181,7 +184,10 @@ def bench_localisation(
     for variant in variants:
         t0 = time.time()
         trace = _AttentionTrace(tensors["target_test"], pair.mask_test)
-        config = TADAConfig(variant=variant, backbone="lenet")
+        values: dict = {"variant": variant, "backbone": "lenet"}
+        for key, value in (settings or {}).items():
+            set_path(values, key, value)
+        config = TADAConfig.from_dict(values)
         with tempfile.TemporaryDirectory(prefix="tada-loc-") as out:
             config.train.iters, config.train.batch_size, config.train.seed = iters, batch_size, seed
             config.train.eval_every, config.train.out = max(1, iters // max(1, evals)), out
@@ -205,6 +211,7 @@ def bench_localisation(
         "iters": iters,
         "batch_size": batch_size,
         "seed": seed,
+        "settings": settings or {},
         "directions": DIRECTIONS,
         "models": models,
         "minutes": round((time.time() - started) / 60.0, 2),

@@ -61,6 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     loc.add_argument("--batch-size", type=int, default=64, help="images per domain per step (default 64)")
     loc.add_argument("--seed", type=int, default=0)
     loc.add_argument("--digits", type=int, default=None, help="use the first N MNIST digits (default all 5,000)")
+    loc.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, repeatable")
     loc.add_argument("--json", action="store_true")
     loc.set_defaults(func=run_localisation)
 
@@ -162,7 +163,12 @@ def run_localisation(args: argparse.Namespace) -> int:
     if args.iters < 1 or args.batch_size < 1 or (args.digits is not None and args.digits < 40):
         raise ConfigError("--iters and --batch-size must be at least 1, --digits at least 40")
     result = bench_localisation(
-        variants=variants, iters=args.iters, batch_size=args.batch_size, seed=args.seed, digits=args.digits
+        variants=variants,
+        iters=args.iters,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        digits=args.digits,
+        settings=_parse_overrides(args.set),
     )
     lines = [f"{result['pair']}; {result['n_test_targets']} held-out targets, ROC-AUC against the planted cells:"]
     for m in result["models"]:
