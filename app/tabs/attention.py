@@ -68,7 +68,7 @@ def _probes(ctx: AppContext, path: Path) -> tuple[RegionProbes | None, str | Non
 
 def _legend(cmap: str, view: str, scale: str, ranges: list[tuple[float, float] | None]) -> str:
     spec = VIEWS[view]
-    label = f"{spec.label}: {spec.meaning} · {SCALE_NAMES[scale]}"
+    label = f"{spec.label} — {spec.meaning} · {SCALE_NAMES[scale]}"
     present = [r for r in ranges if r is not None]
     if scale == "image" or not present:
         return colorbar_html(cmap, "min", "max", label)
