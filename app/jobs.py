@@ -31,6 +31,7 @@ from tada_core.errors import TadaError
 from tada_core.inference import AttentionResult, predict_attention
 from tada_core.run_data import RunData, norm_for
 from tada_core.train import Callback, Run, TrainResult, train
+from tada_core.views import range_text, value_ranges
 
 log = logging.getLogger(__name__)
 
@@ -149,10 +150,12 @@ class _Recorder(Callback):
     def _probe(self, run: Run) -> None:
         info = CheckpointInfo(config=run.config, class_names=run.data.class_names)
         results = predict_attention(run.model, info, self.probes, top_k=3)
+        ranges = value_ranges([result.grid for result in results], "shared")  # one colour scale for both
         probes, notes = {}, {}
-        for role, result in zip(("source", "target"), results, strict=True):
-            probes[role] = overlay_array(result, side=224)
-            notes[role] = f"**{role}** probe: {describe(result)}"
+        for role, result, value_range in zip(("source", "target"), results, ranges, strict=True):
+            probes[role] = overlay_array(result, value_range=value_range, side=224)
+            scale = f" · w colour scale {' – '.join(range_text(value_range))} (shared)" if value_range else ""
+            notes[role] = f"**{role}** probe: {describe(result)}{scale}"
             Image.fromarray(probes[role]).save(run.out_dir / f"probe_{role}.png")
         with self.manager._lock:
             self.job.probes, self.job.probe_notes, self.job.probes_step = probes, notes, run.step

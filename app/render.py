@@ -1,8 +1,9 @@
 """Pure rendering helpers of the app: overlays as arrays and PNG, HTML cards for attention results.
 
-Images are ``uint8`` (H, W, 3) RGB; attention grids are w ∈ [0, 1]. Small inputs (28×28 digits)
-are enlarged by an integer factor (nearest neighbour) before the heatmap is blended, so a smooth
-overlay has room to show. All HTML text is escaped.
+Images are ``uint8`` (H, W, 3) RGB; grids are one per-region view (:mod:`tada_core.views`) with
+the (low, high) colour range the caller chose (e.g. one shared by all images of a request).
+Small inputs (28×28 digits) are enlarged by an integer factor (nearest neighbour) before the
+heatmap is blended, so a smooth overlay has room to show. All HTML text is escaped.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import numpy as np
 from PIL import Image
 
 from tada_core.inference import AttentionResult
-from tada_core.viz import color_range, overlay_attention
+from tada_core.views import SCALE_NAMES, VIEWS, range_text, view_grid
+from tada_core.viz import overlay_attention
 
 COLORMAPS = ("jet", "turbo", "viridis", "inferno", "magma", "plasma", "coolwarm")
 DISPLAY_SIDE = 224
@@ -36,17 +38,21 @@ def enlarge(image: np.ndarray, side: int = DISPLAY_SIDE) -> np.ndarray:
 def overlay_array(
     result: AttentionResult,
     *,
+    view: str = "attention",
+    value_range: tuple[float, float] | None = None,
     side: int = DISPLAY_SIDE,
     cmap: str = "jet",
     alpha: float = 0.5,
     mode: str = "smooth",
-    normalize: bool = False,
 ) -> np.ndarray:
-    """The attention overlay of ``result`` (or the enlarged image when it has no local attention)."""
+    """The overlay of ``view`` on ``result``'s image with ``value_range`` (default the view's full
+    range) at the ends of the colormap; the enlarged image alone when the view has no grid."""
     image = enlarge(result.image, side)
-    if result.grid is None:
+    grid = view_grid(result, view)
+    if grid is None:
         return image
-    return overlay_attention(image, result.grid, cmap=cmap, alpha=alpha, mode=mode, normalize=normalize)
+    lo, hi = value_range or VIEWS[view].fixed_range
+    return overlay_attention(image, grid, cmap=cmap, alpha=alpha, mode=mode, vmin=lo, vmax=hi)
 
 
 def png_bytes(array: np.ndarray) -> bytes:
@@ -75,9 +81,12 @@ def colorbar_html(cmap: str, low: str = "0", high: str = "1", label: str = "loca
     )
 
 
-def grid_html(grid: np.ndarray, cmap: str = "jet", normalize: bool = False) -> str:
-    """The h×w attention grid as a table of coloured cells with their values."""
-    lo, hi = color_range(grid, normalize=normalize)
+def grid_html(
+    grid: np.ndarray, cmap: str = "jet", value_range: tuple[float, float] = (0.0, 1.0), name: str = "w"
+) -> str:
+    """The h×w grid of a view as a table of coloured cells with their values, coloured over ``value_range``."""
+    lo, hi = value_range
+    decimals = 3 if float(np.abs(grid).max()) < 0.1 else 2  # a fooled discriminator's w stays readable
     colormap = matplotlib.colormaps[cmap]
     rows = []
     for row in np.asarray(grid, dtype=float):
@@ -86,10 +95,10 @@ def grid_html(grid: np.ndarray, cmap: str = "jet", normalize: bool = False) -> s
             color = colormap(float(np.clip((value - lo) / (hi - lo), 0.0, 1.0)))
             luminance = 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2]
             ink = "#000" if luminance > 0.5 else "#fff"
-            cells.append(f'<td style="background:{_rgb(color)};color:{ink}">{value:.2f}</td>')
+            cells.append(f'<td style="background:{_rgb(color)};color:{ink}">{value:.{decimals}f}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     h, w = grid.shape
-    caption = f"w per region ({h}×{w}), mean {float(np.mean(grid)):.2f}"
+    caption = f"{html.escape(name)} per region ({h}×{w}), mean {float(np.mean(grid)):.{decimals}f}"
     return f'<table class="tada-grid"><caption>{caption}</caption>{"".join(rows)}</table>'
 
 
@@ -120,22 +129,41 @@ def prediction_html(result: AttentionResult) -> str:
     )
 
 
-def model_block_html(title: str, variant: str, result: AttentionResult, overlay: np.ndarray, options: dict) -> str:
-    """One checkpoint's view of one image: overlay (or a note), grid, prediction."""
-    if result.grid is None:
-        why = NO_LOCAL.get(variant, "this variant has no region discriminators")
-        visual = (
-            f'<div class="tada-none"><div><b>No local attention</b><br>{html.escape(why)}; only '
-            "<code>tada</code> and <code>tada_local</code> checkpoints have a per-region map.</div></div>"
-        )
+def model_block_html(
+    title: str,
+    variant: str,
+    result: AttentionResult,
+    overlay: np.ndarray,
+    options: dict,
+    value_range: tuple[float, float] | None,
+    gap_note: str | None = None,
+) -> str:
+    """One checkpoint's view of one image: overlay of ``options["view"]`` (or a note why there is
+    none), the grid with its values, the prediction."""
+    view = options["view"]
+    values = view_grid(result, view)
+    if values is None or value_range is None:
+        if view == "gap":
+            why = gap_note or "no domain-gap probes for this checkpoint"
+            note = f"<b>No domain-gap map</b><br>{html.escape(why)}"
+        else:
+            why = NO_LOCAL.get(variant, "this variant has no region discriminators")
+            note = (
+                f"<b>No local attention</b><br>{html.escape(why)}; only <code>tada</code> and "
+                "<code>tada_local</code> checkpoints have attention and transferability maps (the domain-gap "
+                "view works for every checkpoint)."
+            )
+        visual = f'<div class="tada-none"><div>{note}</div></div>'
         grid = ""
     else:
-        scale = "per-image normalised" if options["normalize"] else "fixed scale 0–1"
+        low, high = range_text(value_range)
+        scale = f"{SCALE_NAMES[options['scale']]} {low}–{high}"
         visual = (
-            f'<figure class="tada-fig"><img alt="attention overlay" class="tada-overlay" src="{data_uri(overlay)}">'
-            f"<figcaption>overlay · {html.escape(options['mode'])} · alpha {options['alpha']:.2f} · {scale}</figcaption></figure>"
+            f'<figure class="tada-fig"><img alt="{html.escape(view)} overlay" class="tada-overlay" src="{data_uri(overlay)}">'
+            f"<figcaption>{html.escape(view)} · {html.escape(options['mode'])} · alpha {options['alpha']:.2f} · "
+            f"{html.escape(scale)}</figcaption></figure>"
         )
-        grid = grid_html(result.grid, options["cmap"], options["normalize"])
+        grid = grid_html(values, options["cmap"], value_range, view)
     return (
         f'<div class="tada-model"><div class="tada-model-name">{html.escape(title)} '
         f'<span class="tada-variant">{html.escape(variant)}</span></div>'

@@ -103,7 +103,8 @@ def attention(client, checkpoint: str, images: dict[str, str], timeout: float) -
         cmap="jet",
         alpha=0.5,
         mode="smooth",
-        normalize=False,
+        view="gap",
+        scale="shared",
         api_name="/attention",
     )
     _, gallery, values = job.result(timeout=timeout)

@@ -24,8 +24,10 @@ from PIL import Image
 from tada_core.checkpoint import CheckpointInfo
 from tada_core.data import build_transform, load_image
 from tada_core.data.images import to_rgb
+from tada_core.gap import RegionProbes
 from tada_core.model import TADAModel
 from tada_core.run_data import image_size_for, norm_for
+from tada_core.views import VIEWS, view_grid
 
 ImageInput = Image.Image | str | os.PathLike | bytes
 
@@ -43,6 +45,8 @@ class AttentionResult:
         predicted: the most probable class name.
         global_attention: m ∈ [1, 2]; None for ``source_only``.
         domain_prob: σ(global domain logit) = P(source); None for ``source_only``.
+        gap: (h, w) float32 domain-gap view, the region probes' P(target) ∈ [0, 1]
+            (:mod:`tada_core.gap`); None unless probes were given.
     """
 
     image: np.ndarray
@@ -52,9 +56,11 @@ class AttentionResult:
     predicted: str
     global_attention: float | None
     domain_prob: float | None
+    gap: np.ndarray | None = None
 
     def to_dict(self) -> dict:
-        """JSON-ready summary (no image pixels)."""
+        """JSON-ready summary (no image pixels); ``views`` holds the grid of each per-region view."""
+        grids = {view: view_grid(self, view) for view in VIEWS}
         return {
             "predicted": self.predicted,
             "top_k": [{"class": name, "prob": round(p, 6)} for name, p in self.top_k],
@@ -63,6 +69,7 @@ class AttentionResult:
             "grid_shape": list(self.grid.shape) if self.grid is not None else None,
             "grid": np.round(self.grid, 6).tolist() if self.grid is not None else None,
             "grid_mean": float(self.grid.mean()) if self.grid is not None else None,
+            "views": {view: np.round(g, 6).tolist() if g is not None else None for view, g in grids.items()},
         }
 
 
@@ -104,10 +111,18 @@ def preprocess(
 
 
 @torch.no_grad()
-def _forward(model: TADAModel, batch: torch.Tensor) -> dict[str, torch.Tensor | None]:
+def _forward(
+    model: TADAModel, batch: torch.Tensor, probes: RegionProbes | None
+) -> dict[str, torch.Tensor | np.ndarray | None]:
     device = next(model.parameters()).device
-    out = model(batch.to(device))
+    captured: list[torch.Tensor] = []
+    hook = model.backbone.register_forward_hook(lambda module, args, output: captured.append(output))
+    try:
+        out = model(batch.to(device))
+    finally:
+        hook.remove()
     return {
+        "gap": probes.p_target(captured[0]) if probes is not None else None,  # (B, h, w)
         "probs": out.logits.float().softmax(dim=1).cpu(),
         "grid": out.local_attention.float().cpu() if out.local_attention is not None else None,
         "m": out.global_attention.float().cpu() if out.global_attention is not None else None,
@@ -121,11 +136,14 @@ def predict_attention(
     images: Sequence[ImageInput],
     top_k: int = 5,
     batch_size: int = 64,
+    probes: RegionProbes | None = None,
 ) -> list[AttentionResult]:
     """Local attention grid, prediction, global attention m and P(source) for each image.
 
     Runs without gradients in eval mode (the model's mode is restored afterwards), ``batch_size``
-    images per forward pass.
+    images per forward pass. With ``probes`` (fitted on this model's region features, e.g. by
+    :func:`tada_core.gap.checkpoint_gap`) each result also carries the domain-gap grid, from the
+    same forward pass.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -137,7 +155,7 @@ def predict_attention(
     try:
         for start in range(0, len(images), batch_size):
             batch, displays = preprocess(images[start : start + batch_size], info)
-            out = _forward(model, batch)
+            out = _forward(model, batch, probes)
             for i, display in enumerate(displays):
                 probs = out["probs"][i].numpy()
                 order = np.argsort(-probs, kind="stable")[:k]
@@ -150,6 +168,7 @@ def predict_attention(
                         predicted=names[order[0]],
                         global_attention=float(out["m"][i]) if out["m"] is not None else None,
                         domain_prob=float(out["domain_prob"][i]) if out["domain_prob"] is not None else None,
+                        gap=out["gap"][i] if out["gap"] is not None else None,
                     )
                 )
     finally:

@@ -7,9 +7,9 @@ to close by hand); :func:`figure_to_png` / :func:`figure_to_array` render and re
 Conventions:
     * images are ``uint8`` arrays of shape (H, W, 3) in **RGB** order, values 0–255;
     * local attention grids are float arrays (h, w) of w^k ∈ [0, 1]; global attention m ∈ [1, 2];
-    * colours use a fixed scale ``[vmin, vmax] = [0, 1]`` by default, so overlays of source and
-      target images compare; ``normalize=True`` stretches each grid to its own min–max instead
-      (figures then say "per-image normalised");
+    * colours map ``[vmin, vmax]`` (default the fixed [0, 1]) onto the colormap;
+      ``normalize=True`` stretches each grid to its own min–max instead; figures of a request
+      take one range shared by all its images (:func:`tada_core.views.value_ranges`) and say which;
     * t-SNE colours follow the paper's Figure 2: source red, target blue.
 """
 
@@ -26,6 +26,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from PIL import Image
 
+from tada_core.views import SCALE_NAMES, check_view, range_text, view_grid
 from tada_core.viz_tsne import (
     SOURCE_COLOR,
     TARGET_COLOR,
@@ -48,6 +49,7 @@ __all__ = [
     "domain_attention_figure",
     "figure_to_array",
     "figure_to_png",
+    "gap_maps_figure",
     "overlay_attention",
     "tsne_comparison_figure",
     "tsne_figure",
@@ -179,39 +181,57 @@ def _note(ax, text: str) -> None:
 def attention_figure(
     result: AttentionResult,
     *,
+    view: str = "attention",
+    value_range: tuple[float, float] | None = None,
+    scale: str = "fixed",
     cmap: str = "jet",
     alpha: float = 0.5,
     mode: str = "smooth",
-    normalize: bool = False,
     title: str | None = None,
 ) -> Figure:
-    """Image | overlay with colour bar | the h×w grid with its values, and a caption.
+    """Image | overlay of one per-region view with colour bar | the h×w grid with its values, a caption.
+
+    Args:
+        result: one image's :class:`~tada_core.inference.AttentionResult`.
+        view: ``attention``, ``transferability`` or ``gap`` (:data:`tada_core.views.VIEWS`).
+        value_range: the (low, high) values at the ends of the colormap, e.g. one shared by all
+            images of a request (:func:`tada_core.views.value_ranges`); default the view's full range.
+        scale: which scale ``value_range`` is (``shared``, ``fixed``, ``image``), for the colour-bar label.
 
     The caption gives the predicted class, top-k probabilities, global attention m and
-    P(source). Variants without local attention show the image and a note instead.
+    P(source). Without a grid for the view (no local attention, or no probes for ``gap``) the
+    image and a note are shown instead.
     """
+    spec = check_view(view, scale)
+    grid = view_grid(result, view)
     fig = Figure(figsize=(13.5, 4.9), layout="constrained")
     axes = fig.subplots(1, 3)
     side = result.image.shape[0]
     axes[0].imshow(result.image, interpolation="nearest")
     axes[0].set_title(f"input as the model sees it ({side}×{result.image.shape[1]})", fontsize=10)
     axes[0].set_axis_off()
-    if result.grid is None:
+    if grid is None:
+        why = (
+            "no domain-gap probes\nfor this image"
+            if view == "gap"
+            else "no local attention:\nthis variant has no\nregion discriminators"
+        )
         for ax in axes[1:]:
-            _note(ax, "no local attention:\nthis variant has no\nregion discriminators")
+            _note(ax, why)
     else:
-        lo, hi = color_range(result.grid, normalize=normalize)
-        display = _enlarge(result.image)
-        axes[1].imshow(overlay_attention(display, result.grid, cmap=cmap, alpha=alpha, mode=mode, normalize=normalize))
-        axes[1].set_title(f"attention overlay ({mode}, alpha {alpha:g})", fontsize=10)
+        lo, hi = value_range or spec.fixed_range
+        overlay = overlay_attention(_enlarge(result.image), grid, cmap=cmap, alpha=alpha, mode=mode, vmin=lo, vmax=hi)
+        axes[1].imshow(overlay)
+        axes[1].set_title(f"{view} overlay ({mode}, alpha {alpha:g})", fontsize=10)
         axes[1].set_axis_off()
         mappable = ScalarMappable(norm=Normalize(lo, hi), cmap=_colormap(cmap))
+        low, high = range_text((lo, hi))
         fig.colorbar(mappable, ax=axes[1], fraction=0.046, pad=0.03).set_label(
-            _scale_label("local attention w", normalize), fontsize=9
+            f"{spec.label}\n{SCALE_NAMES[scale]}: {low} – {high}", fontsize=9
         )
-        h, w = result.grid.shape
-        _write_cells(axes[2], result.grid, cmap, lo, hi)
-        axes[2].set_title(f"w per region ({h}×{w}), mean {float(np.mean(result.grid)):.2f}", fontsize=10)
+        h, w = grid.shape
+        _write_cells(axes[2], grid, cmap, lo, hi)
+        axes[2].set_title(f"{view} per region ({h}×{w}), mean {float(np.mean(grid)):.3f}", fontsize=10)
     top = ", ".join(f"{name} {p:.1%}" for name, p in result.top_k)
     lines = [f"predicted: {result.predicted} ({float(np.max(result.probs)):.1%})    top-{len(result.top_k)}: {top}"]
     extra = []
@@ -222,7 +242,42 @@ def attention_figure(
     if extra:
         lines.append("    ".join(extra))
     fig.supxlabel("\n".join(lines), fontsize=10)
-    fig.suptitle(title or "Transferable attention", fontsize=12)
+    fig.suptitle(title or f"Per-region view: {spec.label}", fontsize=12)
+    return fig
+
+
+def gap_maps_figure(
+    maps: list[tuple[str, np.ndarray]],
+    *,
+    value_range: tuple[float, float] | None = None,
+    scale: str = "shared",
+    cmap: str = "jet",
+    title: str | None = None,
+) -> Figure:
+    """Per-region proxy A-distance maps (h, w) ∈ [0, 2], one panel each, on one colour scale.
+
+    Args:
+        maps: ``(panel title, (h, w) A-distance map)`` pairs, e.g. one per checkpoint.
+        value_range: (low, high) at the ends of the colormap; default the maps' shared min–max.
+        scale: which scale ``value_range`` is, for the colour-bar label.
+    """
+    if not maps:
+        raise ValueError("gap_maps_figure needs at least one map")
+    grids = [np.asarray(grid, dtype=float) for _, grid in maps]
+    lo, hi = value_range or (min(g.min() for g in grids), max(g.max() for g in grids))
+    if hi <= lo:
+        lo, hi = 0.0, 2.0
+    fig = Figure(figsize=(4.6 * len(maps) + 1.0, 4.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(maps)))
+    for ax, (name, _), grid in zip(axes, maps, grids, strict=True):
+        _write_cells(ax, grid, cmap, lo, hi)
+        ax.set_title(f"{name}\nmean {grid.mean():.3f}", fontsize=10)
+    low, high = range_text((lo, hi))
+    fig.colorbar(ScalarMappable(norm=Normalize(lo, hi), cmap=_colormap(cmap)), ax=list(axes), fraction=0.046).set_label(
+        f"domain gap: proxy A-distance per region (0 = same, 2 = separable)\n{SCALE_NAMES[scale]}: {low} – {high}",
+        fontsize=9,
+    )
+    fig.suptitle(title or "Domain gap per region", fontsize=12)
     return fig
 
 

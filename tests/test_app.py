@@ -108,7 +108,8 @@ def attention(client: Client, checkpoint: str, sources: list, targets: list, com
         cmap=options.get("cmap", "jet"),
         alpha=options.get("alpha", 0.5),
         mode=options.get("mode", "smooth"),
-        normalize=options.get("normalize", False),
+        view=options.get("view", "gap"),
+        scale=options.get("scale", "shared"),
         api_name="/attention",
     )
 
@@ -127,12 +128,18 @@ def test_attention_on_examples_returns_png_overlays_and_grid_values(server):
     with Image.open(gallery[0]["image"]) as overlay:
         assert overlay.format == "PNG" and overlay.mode == "RGB" and overlay.size == (224, 224)
     assert [r["role"] for r in values["results"]] == ["source", "target"]
+    gaps = []
     for result in values["results"]:
         grid = np.array(result["grid"])
         assert grid.shape == (7, 7) and grid.min() >= 0.0 and grid.max() <= 1.0
         assert 1.0 <= result["global_attention"] <= 2.0 and 0.0 <= result["domain_prob"] <= 1.0
         assert result["predicted"] in DIGITS and len(result["top_k"]) == 5
-    assert "tada-overlay" in report and "predicted" in report
+        assert set(result["views"]) == {"attention", "transferability", "gap"}
+        gaps.append(np.array(result["views"]["gap"]))
+    assert values["options"]["view"] == "gap" and values["options"]["scale"] == "shared"
+    shared = [min(g.min() for g in gaps), max(g.max() for g in gaps)]  # one range for all maps of the request
+    assert all(r["value_range"] == pytest.approx(shared, abs=1e-5) for r in values["results"])
+    assert "tada-overlay" in report and "predicted" in report and "domain gap" in report
 
 
 def test_attention_side_by_side_says_when_a_checkpoint_has_no_local_attention(server):
@@ -144,13 +151,17 @@ def test_attention_side_by_side_says_when_a_checkpoint_has_no_local_attention(se
         [],
         compare="source_only_tiny",
         mode="blocky",
-        normalize=True,
+        view="attention",
+        scale="image",
     )
     by_checkpoint = {r["checkpoint"]: r for r in values["results"]}
     assert by_checkpoint["source_only_tiny"]["grid"] is None
     assert by_checkpoint["source_only_tiny"]["global_attention"] is None
     assert np.array(by_checkpoint["tada_tiny"]["grid"]).shape == (7, 7)
     assert "No local attention" in report and len(gallery) == 2
+    _, _, values = attention(server.client, "tada_tiny", examples["source"][:1], [], compare="source_only_tiny")
+    by_checkpoint = {r["checkpoint"]: r for r in values["results"]}
+    assert np.array(by_checkpoint["source_only_tiny"]["views"]["gap"]).shape == (7, 7)  # every variant has a gap
 
 
 def test_bad_uploads_and_names_give_clear_errors_and_the_server_keeps_serving(server):
@@ -167,7 +178,7 @@ def test_bad_uploads_and_names_give_clear_errors_and_the_server_keeps_serving(se
 
 
 def test_tsne_endpoint_writes_png_and_csv(server):
-    png, summary, files, values = server.client.predict(
+    png, summary, files, values, gap_png = server.client.predict(
         checkpoint="tada_tiny",
         compare_with="(none)",
         source="optdigits",
@@ -179,9 +190,12 @@ def test_tsne_endpoint_writes_png_and_csv(server):
     )
     with Image.open(png) as figure:
         assert figure.format == "PNG"
-    assert sorted(Path(f).suffix for f in files) == [".csv", ".png"]
+    assert sorted(Path(f).suffix for f in files) == [".csv", ".png", ".png"]
+    with Image.open(gap_png) as figure:
+        assert figure.format == "PNG"
     (result,) = values["checkpoints"]
     assert 0.0 <= result["a_distance"] <= 2.0 and result["n_source"] == 30
+    assert np.array(result["gap"]["a_distance"]).shape == (7, 7) and result["gap"]["n_fit"] == 15
     assert "A-distance" in summary
     with pytest.raises(AppError, match="not a folder inside"):
         server.client.predict("tada_tiny", "(none)", "../../etc", "mnist", 30, 5, 0, api_name="/tsne")

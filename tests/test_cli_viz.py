@@ -50,7 +50,7 @@ def files(tmp_path_factory):
 def test_attention_writes_png_and_json_per_image(files, tmp_path, capsys):
     images = [str(files["root"] / "grey.png"), str(files["root"] / "big.jpg")]
     argv = ["attention", "--checkpoint", str(files["ckpt"]), "--image", *images, "--out", str(tmp_path), "--json"]
-    assert main([*argv, "--mode", "blocky", "--normalize", "--top-k", "3"]) == 0
+    assert main([*argv, "--mode", "blocky", "--view", "transferability", "--scale", "image", "--top-k", "3"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert [r["image"] for r in printed] == images
     for stem in ("grey", "big"):
@@ -62,6 +62,11 @@ def test_attention_writes_png_and_json_per_image(files, tmp_path, capsys):
         assert record["predicted"] in CLASSES and len(record["top_k"]) == 3
         assert 1 <= record["global_attention"] <= 2 and 0 <= record["domain_prob"] <= 1
         assert record["checkpoint"] == str(files["ckpt"]) and record["style"]["mode"] == "blocky"
+        views = {name: np.array(g) for name, g in record["views"].items()}
+        np.testing.assert_allclose(views["transferability"], 1.0 - grid, atol=1e-5)
+        assert views["gap"].shape == (7, 7) and 0 <= views["gap"].min() and views["gap"].max() <= 1
+        assert record["value_range"] == pytest.approx([views["transferability"].min(), views["transferability"].max()])
+        assert np.array(record["pair_gap"]["a_distance"]).shape == (7, 7)
 
 
 def test_attention_human_summary_and_duplicate_names(files, tmp_path, capsys):
@@ -121,3 +126,17 @@ def test_tsne_human_summary_prints_a_distance(files, tmp_path, capsys):
     assert main(argv) == 0
     assert "A-distance" in capsys.readouterr().out
     assert (tmp_path / "t.png").is_file() and (tmp_path / "t.csv").is_file()
+
+
+def test_attention_gap_view_needs_the_checkpoints_domains(files, tmp_path, capsys):
+    config = TADAConfig(backbone="lenet", num_classes=10, variant="tada")
+    info = CheckpointInfo(config, CLASSES, str(tmp_path / "gone"), "mnist")
+    ckpt = save_checkpoint(tmp_path / "elsewhere.safetensors", build_model(config), info)
+    argv = ["attention", "--checkpoint", str(ckpt), "--image", str(files["root"] / "grey.png"), "--out", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot be loaded here" in err and "choose the attention" in err
+    assert main([*argv, "--view", "attention", "--json"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["views"]["gap"] is None and record["pair_gap"] is None and "gone" in record["gap_note"]
+    assert np.array(record["views"]["attention"]).shape == (7, 7)

@@ -15,6 +15,7 @@ from tada_core.viz import (
     domain_attention_figure,
     figure_to_array,
     figure_to_png,
+    gap_maps_figure,
     overlay_attention,
     tsne_comparison_figure,
     tsne_figure,
@@ -111,16 +112,35 @@ def _texts(fig):
 
 
 def test_attention_figure_panels_caption_and_png():
-    fig = attention_figure(_result(), normalize=True, title="x.png")
+    fig = attention_figure(_result(), value_range=(0.2, 0.6), scale="shared", title="x.png")
     texts = _texts(fig)
     assert "predicted: b" in texts and "m = 1.500" in texts and "P(source) = 0.700" in texts
-    assert "per-image normalised" in texts and "x.png" in texts
+    assert "attention w = 1 − H₂(d̂ᵏ)" in texts and "shared scale fitted to all images: 0.20 – 0.60" in texts
+    assert "x.png" in texts
     grid = _result().grid
     assert [t.get_text() for t in fig.axes[2].texts] == [f"{v:.2f}" for v in grid.ravel()]  # every cell's value
     png = figure_to_png(fig)
     assert Image.open(io.BytesIO(png)).format == "PNG"
-    assert "fixed scale" in _texts(attention_figure(_result()))
+    assert "fixed scale: 0.00 – 1.00" in _texts(attention_figure(_result(), view="transferability"))
     assert "no local attention" in _texts(attention_figure(_result(grid=False)))
+    assert "no domain-gap probes" in _texts(attention_figure(_result(), view="gap"))
+
+
+def test_transferability_figure_shows_one_minus_w():
+    fig = attention_figure(_result(), view="transferability")
+    grid = 1.0 - _result().grid
+    assert [t.get_text() for t in fig.axes[2].texts] == [f"{v:.2f}" for v in grid.ravel()]
+    assert "transferability H₂(d̂ᵏ) = 1 − w" in _texts(fig)
+
+
+def test_gap_maps_figure_shares_one_scale_and_writes_every_value():
+    maps = [("a", np.full((7, 7), 0.5)), ("b", np.linspace(0.2, 1.8, 49).reshape(7, 7))]
+    fig = gap_maps_figure(maps)
+    texts = _texts(fig)
+    assert "proxy A-distance" in texts and "0.20 – 1.80" in texts
+    assert len(fig.axes[1].texts) == 49 and fig.axes[1].texts[0].get_text() == "0.20"
+    with pytest.raises(ValueError, match="at least one map"):
+        gap_maps_figure([])
 
 
 def test_tsne_figures_colour_domains_red_and_blue():

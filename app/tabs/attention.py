@@ -1,9 +1,13 @@
-"""Attention tab: source and target images → per-region attention overlay, grid, prediction, m.
+"""Attention tab: source and target images → a per-region view as overlay and grid, prediction, m.
 
 API ``/attention``: ``(checkpoint, compare_with, source_files, target_files, colormap, alpha,
-mode, normalize)`` → ``(report HTML, overlay PNG gallery, values JSON)``. ``compare_with`` is a
-second checkpoint name or ``"(none)"``; the JSON holds, per image and checkpoint, the
-prediction, top-k, the grid w (h×w, in [0, 1], or null), m and P(source).
+mode, view, scale)`` → ``(report HTML, overlay PNG gallery, values JSON)``. ``compare_with`` is a
+second checkpoint name or ``"(none)"``; ``view`` is ``attention``, ``transferability`` or ``gap``
+(default ``gap``: the one that shows structure on the shipped model, whose region discriminators
+are fooled, w ≈ 0 everywhere); ``scale`` is ``shared`` (one range fitted to every map of the
+request, the default), ``fixed`` or ``image``. The JSON holds, per image and checkpoint, the
+prediction, top-k, the grid w (h×w, in [0, 1], or null), the grids of all three views, the colour
+range used, m and P(source).
 """
 
 from __future__ import annotations
@@ -20,11 +24,14 @@ from app.render import COLORMAPS, card_html, colorbar_html, message_html, model_
 from app.ui import NONE, checkpoint_dropdown, file_paths, user_errors
 from tada_core.data import load_image
 from tada_core.errors import DataError
+from tada_core.gap import GapError, RegionProbes, checkpoint_gap
 from tada_core.inference import predict_attention
+from tada_core.views import SCALE_NAMES, VIEWS, check_view, range_text, value_ranges, view_grid
 
 MAX_IMAGES = 16  # per role
 MAX_UPLOAD_BYTES = 50 * 2**20
 TOP_K = 5
+DEFAULT_VIEW = "gap"
 
 
 @dataclass
@@ -51,6 +58,23 @@ def read_uploads(paths: list[str], role: str) -> list[tuple[str, Image.Image]]:
     return images
 
 
+def _probes(ctx: AppContext, path: Path) -> tuple[RegionProbes | None, str | None]:
+    """The checkpoint's domain-gap probes (fitted once, then cached), or None and why not."""
+    try:
+        return checkpoint_gap(path, data_root=str(ctx.domains.data_root)), None
+    except GapError as err:
+        return None, str(err)
+
+
+def _legend(cmap: str, view: str, scale: str, ranges: list[tuple[float, float] | None]) -> str:
+    spec = VIEWS[view]
+    label = f"{spec.label} — {spec.meaning} · {SCALE_NAMES[scale]}"
+    present = [r for r in ranges if r is not None]
+    if scale == "image" or not present:
+        return colorbar_html(cmap, "min", "max", label)
+    return colorbar_html(cmap, *range_text(present[0]), label)
+
+
 def attention_report(
     ctx: AppContext,
     checkpoint: str,
@@ -60,9 +84,14 @@ def attention_report(
     cmap: str,
     alpha: float,
     mode: str,
-    normalize: bool,
+    view: str = DEFAULT_VIEW,
+    scale: str = "shared",
 ) -> tuple[str, list, dict]:
-    """Run the chosen checkpoint(s) on the images; return the HTML report, overlays and values."""
+    """Run the chosen checkpoint(s) on the images; return the HTML report, overlays and values.
+
+    All maps of the request share one colour range under the ``shared`` scale (fitted to their
+    values), so source and target images and both checkpoints stay comparable.
+    """
     if cmap not in COLORMAPS:
         raise DataError(f"unknown colormap '{cmap}'; choose one of {', '.join(COLORMAPS)}")
     if mode not in ("smooth", "blocky"):
@@ -70,34 +99,44 @@ def attention_report(
     alpha = float(alpha)
     if not 0.0 <= alpha <= 1.0:
         raise DataError(f"alpha must be between 0 and 1, got {alpha}")
+    spec = check_view(view, scale)
     items = [("source", *x) for x in read_uploads(file_paths(source_files), "source")]
     items += [("target", *x) for x in read_uploads(file_paths(target_files), "target")]
     if not items:
         raise DataError("no images: upload source and/or target images, or press 'Example images'")
     names = [checkpoint] + ([compare_with] if compare_with and compare_with not in (NONE, checkpoint) else [])
-    options = {"cmap": cmap, "alpha": alpha, "mode": mode, "normalize": bool(normalize)}
+    options = {"view": view, "scale": scale, "cmap": cmap, "alpha": alpha, "mode": mode}
     per_checkpoint = []
     for name in names:
-        model, info = load_model(ctx.registry.resolve(name).path)
-        per_checkpoint.append((name, info, predict_attention(model, info, [im for _, _, im in items], top_k=TOP_K)))
+        path = ctx.registry.resolve(name).path
+        model, info = load_model(path)
+        probes, gap_note = _probes(ctx, path)
+        results = predict_attention(model, info, [im for _, _, im in items], top_k=TOP_K, probes=probes)
+        per_checkpoint.append((name, info, results, gap_note))
+    grids = [view_grid(result, view) for _, _, results, _ in per_checkpoint for result in results]
+    ranges = value_ranges(grids, scale, spec.fixed_range)  # checkpoint-major, like grids
     cards, gallery, values = [], [], []
     for i, (role, file_name, _) in enumerate(items):
         blocks = []
-        for name, info, results in per_checkpoint:
-            result = results[i]
-            overlay = overlay_array(result, **options)
-            blocks.append(model_block_html(name, info.variant, result, overlay, options))
-            note = f"pred {result.predicted}" if result.grid is not None else "no local attention"
-            gallery.append((overlay, f"{role} · {file_name} · {name} · {note}"))
+        for c, (name, info, results, gap_note) in enumerate(per_checkpoint):
+            result, value_range = results[i], ranges[c * len(items) + i]
+            overlay = overlay_array(result, view=view, value_range=value_range, cmap=cmap, alpha=alpha, mode=mode)
+            blocks.append(model_block_html(name, info.variant, result, overlay, options, value_range, gap_note))
+            note = f"pred {result.predicted}" if value_range is not None else f"no {view} map"
+            gallery.append((overlay, f"{role} · {file_name} · {name} · {view} · {note}"))
             values.append(
-                {"role": role, "file": file_name, "checkpoint": name, "variant": info.variant, **result.to_dict()}
+                {
+                    "role": role,
+                    "file": file_name,
+                    "checkpoint": name,
+                    "variant": info.variant,
+                    **result.to_dict(),
+                    "value_range": list(value_range) if value_range else None,
+                    "gap_note": gap_note,
+                }
             )
         cards.append(card_html(file_name, role, per_checkpoint[0][2][i].image, blocks))
-    if normalize:
-        legend = colorbar_html(cmap, "min", "max", "local attention w, each map stretched to its own min–max")
-    else:
-        legend = colorbar_html(cmap, "0", "1", "local attention w, fixed scale 0–1")
-    report = f'<div class="tada-report">{legend}{"".join(cards)}</div>'
+    report = f'<div class="tada-report">{_legend(cmap, view, scale, ranges)}{"".join(cards)}</div>'
     return report, gallery, {"options": options, "checkpoints": names, "results": values}
 
 
@@ -107,9 +146,12 @@ def build(ctx: AppContext) -> AttentionTab:
     compare_default = ctx.compare_checkpoint() or NONE
     gr.Markdown(
         "Upload a few **source** and **target** images (or keep the examples) and press **Show attention**. "
-        "Each image shows the per-region local attention w = 1 − H(d̂ᵏ) over it (the paper's eq. 3: high where "
-        "that region's domain discriminator is confident), the raw "
-        "7×7 grid, the prediction, the global attention m ∈ [1, 2] and the domain discriminator's P(source). "
+        "Each image shows one per-region view over it, the raw 7×7 grid, the prediction, the global attention "
+        "m ∈ [1, 2] and the domain discriminator's P(source). Views: **domain gap** (default) — linear probes "
+        "fitted after training on the frozen region features fᵏ, P(target) per region: high where the region "
+        "still looks like the target domain; **attention w** = 1 − H₂(d̂ᵏ) — what the model multiplies each "
+        "region by, (1 + w) (eq. 3–4), ≈ 0 wherever a region discriminator is fooled; **transferability** "
+        "H₂(d̂ᵏ) = 1 − w — 1 where it cannot tell the domains apart. "
         "Pick a second checkpoint to compare the same images side by side."
     )
     with gr.Row():
@@ -135,11 +177,26 @@ def build(ctx: AppContext) -> AttentionTab:
             with gr.Row():
                 examples_btn = gr.Button("Example images", size="sm", elem_id="attention-examples")
                 clear_btn = gr.Button("Clear images", size="sm", elem_id="attention-clear")
+            view = gr.Radio(
+                [
+                    ("domain gap: probe P(target)", "gap"),
+                    ("attention w", "attention"),
+                    ("transferability 1 − w", "transferability"),
+                ],
+                value=DEFAULT_VIEW,
+                label="View",
+                elem_id="attention-view",
+            )
+            scale = gr.Radio(
+                [("shared, fitted to all maps", "shared"), ("fixed 0–1", "fixed"), ("each map min–max", "image")],
+                value="shared",
+                label="Colour scale",
+                elem_id="attention-scale",
+            )
             with gr.Accordion("Display", open=True):
                 cmap = gr.Dropdown(list(COLORMAPS), value="jet", label="Colormap")
                 alpha = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Overlay strength (alpha)")
                 mode = gr.Radio(["smooth", "blocky"], value="smooth", label="Upsampling")
-                normalize = gr.Checkbox(False, label="Normalise each map to its own min–max (else fixed 0–1)")
             run = gr.Button("Show attention", variant="primary")
         with gr.Column(scale=3):
             report = gr.HTML(
@@ -158,21 +215,23 @@ def build(ctx: AppContext) -> AttentionTab:
             with gr.Accordion("Values (JSON)", open=False):
                 values = gr.JSON(label="Values")
 
-    inputs = [checkpoint, compare, source_files, target_files, cmap, alpha, mode, normalize]
+    inputs = [checkpoint, compare, source_files, target_files, cmap, alpha, mode, view, scale]
     outputs = [report, gallery, values]
 
     @user_errors
-    def attention(checkpoint, compare_with, source_files, target_files, cmap, alpha, mode, normalize):
-        return attention_report(ctx, checkpoint, compare_with, source_files, target_files, cmap, alpha, mode, normalize)
+    def attention(checkpoint, compare_with, source_files, target_files, cmap, alpha, mode, view, scale):
+        return attention_report(
+            ctx, checkpoint, compare_with, source_files, target_files, cmap, alpha, mode, view, scale
+        )
 
     @user_errors
-    def restyle(checkpoint, compare_with, source_files, target_files, cmap, alpha, mode, normalize):
+    def restyle(checkpoint, compare_with, source_files, target_files, cmap, alpha, mode, view, scale):
         if not file_paths(source_files) and not file_paths(target_files):
             return gr.skip(), gr.skip(), gr.skip()
-        return attention(checkpoint, compare_with, source_files, target_files, cmap, alpha, mode, normalize)
+        return attention(checkpoint, compare_with, source_files, target_files, cmap, alpha, mode, view, scale)
 
     run.click(attention, inputs, outputs, api_name="attention")
-    for control in (cmap, mode, normalize, checkpoint, compare):
+    for control in (cmap, mode, view, scale, checkpoint, compare):
         control.input(restyle, inputs, outputs, api_visibility="private")
     alpha.release(restyle, inputs, outputs, api_visibility="private")
     examples_btn.click(

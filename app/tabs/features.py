@@ -1,8 +1,11 @@
-"""Features tab: t-SNE of source vs target bottleneck features, by domain and by class, A-distance.
+"""Features tab: t-SNE of source vs target bottleneck features, by domain and by class, A-distance,
+and the pair's domain gap per region.
 
 API ``/tsne``: ``(checkpoint, compare_with, source, target, max_points, perplexity, seed)`` →
-``(figure PNG, summary markdown, [PNG, CSV] downloads, summary JSON)``. Two checkpoints are
-drawn side by side, as in the paper's Figure 2 (source-only vs TADA).
+``(figure PNG, summary markdown, [PNG, CSV, gap PNG] downloads, summary JSON, gap-map PNG)``. Two
+checkpoints are drawn side by side, as in the paper's Figure 2 (source-only vs TADA). The gap map
+is the per-region proxy A-distance of linear probes fitted on the frozen region features
+(:mod:`tada_core.gap`), on one colour scale shared by the checkpoints.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from app.ui import IMAGE_BUTTONS, NONE, checkpoint_dropdown, user_errors
 from tada_core.analysis import a_distance, collect_features, tsne_embed
 from tada_core.data import check_same_classes, load_domain
 from tada_core.errors import ConfigError
+from tada_core.gap import pair_gap
 from tada_core.run_data import image_size_for, norm_for
-from tada_core.viz import TsnePanel, figure_to_png, tsne_panels_figure
+from tada_core.views import value_ranges
+from tada_core.viz import TsnePanel, figure_to_png, gap_maps_figure, tsne_panels_figure
 
 CSV_COLUMNS = ("checkpoint", "x", "y", "domain", "class", "prediction")
 MAX_POINTS = 3000
@@ -44,8 +49,8 @@ def tsne_report(
     perplexity: float,
     seed: float,
     progress=None,
-) -> tuple[str, str, list[str], dict]:
-    """Compute features, A-distance and t-SNE for each checkpoint; write the PNG and the CSV."""
+) -> tuple[str, str, list[str], dict, str]:
+    """Compute features, A-distance, t-SNE and the per-region gap map for each checkpoint; write the PNGs and the CSV."""
     step = progress or (lambda *args, **kwargs: None)
     max_points, seed = int(max_points), int(seed)
     if not 4 <= max_points <= MAX_POINTS:
@@ -55,7 +60,7 @@ def tsne_report(
     names = [checkpoint] + ([compare_with] if compare_with and compare_with not in (NONE, checkpoint) else [])
     source_spec, target_spec = ctx.domains.resolve(source), ctx.domains.resolve(target)
     domains: dict[tuple, tuple] = {}
-    panels, summaries, rows = [], [], []
+    panels, summaries, rows, gap_maps = [], [], [], []
     total = len(names)
     for n, name in enumerate(names):
         base = n / total
@@ -73,6 +78,9 @@ def tsne_report(
         tgt = collect_features(model, tgt_domain, max_points=max_points, seed=seed)
         step(base + 0.3 / total, desc=f"{name}: A-distance")
         dist = a_distance(src.features, tgt.features, seed=seed)
+        step(base + 0.35 / total, desc=f"{name}: domain gap per region")
+        probes = pair_gap(model, src_domain, tgt_domain, max_points=max_points, seed=seed)
+        gap_maps.append((f"{name} ({info.variant})", probes.a_distance))
         step(base + 0.4 / total, desc=f"{name}: t-SNE of {len(src) + len(tgt)} points")
         xy = tsne_embed(np.concatenate([src.features, tgt.features]), seed=seed, perplexity=float(perplexity))
         codes = np.r_[np.zeros(len(src), int), np.ones(len(tgt), int)]
@@ -88,6 +96,7 @@ def tsne_report(
                 "checkpoint": name,
                 "variant": info.variant,
                 "a_distance": round(dist, 4),
+                "gap": probes.to_dict(),
                 "n_source": len(src),
                 "n_target": len(tgt),
                 "source_accuracy": round(src.accuracy, 4),
@@ -97,23 +106,32 @@ def tsne_report(
     step(0.95, desc="drawing")
     fig = tsne_panels_figure(panels, source, target)
     folder = ctx.scratch("tsne")
-    png, table = folder / "tsne.png", folder / "tsne.csv"
+    png, table, gap_png = folder / "tsne.png", folder / "tsne.csv", folder / "gap.png"
     png.write_bytes(figure_to_png(fig))
+    [gap_range, *_] = value_ranges([grid for _, grid in gap_maps], "shared", (0.0, 2.0))
+    gap_title = f"Domain gap per region, {source} → {target}: proxy A-distance of probes on frozen features"
+    gap_png.write_bytes(figure_to_png(gap_maps_figure(gap_maps, value_range=gap_range, title=gap_title)))
     with table.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
         writer.writerows(rows)
-    lines = ["| checkpoint | variant | A-distance | source acc. | target acc. | points |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| checkpoint | variant | A-distance | gap per region (mean, max) | source acc. | target acc. | points |",
+        "|---|---|---|---|---|---|---|",
+    ]
     lines += [
-        f"| {s['checkpoint']} | {s['variant']} | **{s['a_distance']:.3f}** | {s['source_accuracy']:.1%} | "
-        f"{s['target_accuracy']:.1%} | {s['n_source']} + {s['n_target']} |"
+        f"| {s['checkpoint']} | {s['variant']} | **{s['a_distance']:.3f}** | {s['gap']['a_distance_mean']:.3f}, "
+        f"{np.max(s['gap']['a_distance']):.3f} | {s['source_accuracy']:.1%} | {s['target_accuracy']:.1%} | "
+        f"{s['n_source']} + {s['n_target']} |"
         for s in summaries
     ]
     lines.append(
-        "\nA-distance d_A = 2(1 − 2ε): 0 when a classifier cannot tell the domains apart, 2 when it always can."
+        "\nA-distance d_A = 2(1 − 2ε): 0 when a classifier cannot tell the domains apart, 2 when it always can. "
+        "The gap map asks it per region: one linear probe per region fitted on half of the sample's frozen "
+        "region features fᵏ, its error ε measured on the other half."
     )
     summary = {"source": source, "target": target, "checkpoints": summaries}
-    return str(png), "\n".join(lines), [str(png), str(table)], summary
+    return str(png), "\n".join(lines), [str(png), str(table), str(gap_png)], summary, str(gap_png)
 
 
 def build(ctx: AppContext) -> FeaturesTab:
@@ -153,6 +171,15 @@ def build(ctx: AppContext) -> FeaturesTab:
                 buttons=IMAGE_BUTTONS,
                 height=560,
             )
+            gap_figure = gr.Image(
+                label="Domain gap per region (proxy A-distance of probes on frozen region features)",
+                type="filepath",
+                format="png",
+                interactive=False,
+                elem_id="gap-figure",
+                buttons=IMAGE_BUTTONS,
+                height=300,
+            )
             summary_md = gr.Markdown("*Press **Compute t-SNE**: a few seconds for 300 images per domain.*")
             downloads = gr.File(label="Download PNG and CSV", file_count="multiple", interactive=False)
             with gr.Accordion("Summary (JSON)", open=False):
@@ -165,7 +192,7 @@ def build(ctx: AppContext) -> FeaturesTab:
     run.click(
         tsne,
         [checkpoint, compare, source, target, max_points, perplexity, seed],
-        [figure, summary_md, downloads, summary_json],
+        [figure, summary_md, downloads, summary_json, gap_figure],
         api_name="tsne",
         concurrency_limit=1,
     )

@@ -31,7 +31,8 @@ report, gallery, values = client.predict(
     cmap="jet",
     alpha=0.5,
     mode="smooth",
-    normalize=False,
+    view="gap",
+    scale="shared",
     api_name="/attention",
 )
 results = values["results"]

@@ -1,8 +1,9 @@
 """``tada attention``: per-region attention overlays for images, or the attention over a domain.
 
-With ``--image``: for each image one figure ``<stem>_attention.png`` (image | overlay | grid with
-values) and one ``<stem>_attention.json`` (grid, prediction, top-k, m, P(source)), from one
-batched forward pass. With ``--domain``: ``<domain>_domain_attention.png`` / ``.json``, the mean
+With ``--image``: for each image one figure ``<stem>_attention.png`` (image | overlay of the chosen
+view | grid with values) and one ``<stem>_attention.json`` (the grids of all three views,
+prediction, top-k, m, P(source), the pair's domain-gap map), from one batched forward pass. All
+figures of a call share one colour scale fitted to their values unless ``--scale`` says otherwise. With ``--domain``: ``<domain>_domain_attention.png`` / ``.json``, the mean
 local attention map and the histogram of the global attention m over the domain.
 """
 
@@ -19,8 +20,10 @@ from tada_core.analysis import domain_attention_stats
 from tada_core.checkpoint import load_checkpoint
 from tada_core.data import load_domain, load_image
 from tada_core.errors import ConfigError
+from tada_core.gap import GapError, checkpoint_gap
 from tada_core.inference import predict_attention
 from tada_core.run_data import image_size_for, norm_for
+from tada_core.views import SCALES, VIEWS, check_view, value_ranges, view_grid
 from tada_core.viz import MODES, attention_figure, domain_attention_figure, figure_to_png
 
 
@@ -37,7 +40,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--mode", choices=MODES, default="smooth", help="smooth (bicubic) or blocky (one block per region)"
     )
     parser.add_argument(
-        "--normalize", action="store_true", help="stretch each map to its own min-max (default: fixed [0, 1])"
+        "--view",
+        choices=list(VIEWS),
+        default="gap",
+        help="attention w = 1 - H2(d^k); transferability H2(d^k) = 1 - w; gap: probes' P(target) per region "
+        "(default gap; needs the checkpoint's domains)",
+    )
+    parser.add_argument(
+        "--scale",
+        choices=SCALES,
+        default="shared",
+        help="shared: one scale fitted to all images (default); fixed: the view's range; image: each map's min-max",
     )
     parser.add_argument("--top-k", type=int, default=5, help="how many classes to list (default 5)")
     parser.add_argument("--max-points", type=int, default=None, help="with --domain: at most this many images")
@@ -71,24 +84,31 @@ def _write(path: Path, data: bytes | str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _check_style(args)
-    style = {"cmap": args.cmap, "alpha": args.alpha, "mode": args.mode, "normalize": args.normalize}
+    style = {"view": args.view, "scale": args.scale, "cmap": args.cmap, "alpha": args.alpha, "mode": args.mode}
     model, info = load_checkpoint(args.checkpoint, device=args.device)
     if args.domain is not None:
         return _run_domain(args, model, info)
     images = [load_image(path) for path in args.image]  # a bad path fails here, before any output
+    probes, gap_note = _probes(args)
     args.out.mkdir(parents=True, exist_ok=True)
-    results = predict_attention(model, info, images, top_k=args.top_k, batch_size=args.batch_size)
+    results = predict_attention(model, info, images, top_k=args.top_k, batch_size=args.batch_size, probes=probes)
+    spec = check_view(args.view, args.scale)
+    ranges = value_ranges([view_grid(r, args.view) for r in results], args.scale, spec.fixed_range)
     records = []
-    for path, stem, result in zip(args.image, _output_stems(args.image), results, strict=True):
+    for path, stem, result, value_range in zip(args.image, _output_stems(args.image), results, ranges, strict=True):
         png, js = args.out / f"{stem}_attention.png", args.out / f"{stem}_attention.json"
-        fig = attention_figure(result, title=f"{path.name} — {info.variant} ({args.checkpoint.name})", **style)
+        title = f"{path.name} — {info.variant} ({args.checkpoint.name}): {spec.label}"
+        fig = attention_figure(result, value_range=value_range, title=title, **style)
         _write(png, figure_to_png(fig))
         record = {
             "image": str(path),
             "checkpoint": str(args.checkpoint),
             "variant": info.variant,
             **result.to_dict(),
+            "pair_gap": {"source": info.source, "target": info.target, **probes.to_dict()} if probes else None,
+            "gap_note": gap_note,
             "style": style,
+            "value_range": list(value_range) if value_range else None,
             "png": str(png),
         }
         _write(js, json.dumps(record, indent=1))
@@ -98,8 +118,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         for r in records:
             extras = []
-            if r["grid_mean"] is not None:
-                extras.append(f"mean w {r['grid_mean']:.2f}")
+            grid = r["views"][args.view]
+            if grid is not None:
+                extras.append(f"{args.view} {np.min(grid):.4f}–{np.max(grid):.4f}")
             if r["global_attention"] is not None:
                 extras.append(f"m {r['global_attention']:.2f}, P(source) {r['domain_prob']:.2f}")
             top = r["top_k"][0]
@@ -107,6 +128,16 @@ def run(args: argparse.Namespace) -> int:
                 f"{r['image']}: {top['class']} ({top['prob']:.0%}); {'; '.join(extras) or 'no attention'} → {r['png']}"
             )
     return 0
+
+
+def _probes(args: argparse.Namespace):
+    """The checkpoint's region probes and None, or None and why not (an error when the view needs them)."""
+    try:
+        return checkpoint_gap(args.checkpoint, data_root=args.data_root), None
+    except GapError as err:
+        if args.view == "gap":
+            raise
+        return None, str(err)
 
 
 def _run_domain(args: argparse.Namespace, model, info) -> int:

@@ -1,4 +1,5 @@
-"""``tada bench``: speed and accuracy benchmarks (numbers for the README, never test thresholds)."""
+"""``tada bench``: speed, accuracy, visualisation and localisation benchmarks (numbers for the README,
+never test thresholds)."""
 
 from __future__ import annotations
 
@@ -55,6 +56,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     attention.add_argument("--repeats", type=int, default=5)
     attention.add_argument("--json", action="store_true")
     attention.set_defaults(func=run_attention)
+
+    loc = kinds.add_parser(
+        "localisation", help="ROC-AUC of each per-region view against artefacts planted in known cells"
+    )
+    loc.add_argument("--variants", default="tada,tada_local", help="comma-separated: tada and/or tada_local")
+    loc.add_argument("--iters", type=int, default=600, help="training steps per variant (default 600)")
+    loc.add_argument("--batch-size", type=int, default=64, help="images per domain per step (default 64)")
+    loc.add_argument("--seed", type=int, default=0)
+    loc.add_argument("--digits", type=int, default=None, help="use the first N MNIST digits (default all 5,000)")
+    loc.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, repeatable")
+    loc.add_argument("--json", action="store_true")
+    loc.set_defaults(func=run_localisation)
 
 
 def _parse_setting(text: str) -> tuple[str, int, int]:
@@ -158,3 +171,29 @@ def run_attention(args: argparse.Namespace) -> int:
 
     result = bench_attention(repeats=args.repeats)
     return _emit(result, args.json, [f"{k}: {v}" for k, v in result.items()])
+
+
+def run_localisation(args: argparse.Namespace) -> int:
+    from tada_core.bench.localisation import LOCAL_VARIANTS, bench_localisation
+
+    variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+    wrong = [v for v in variants if v not in LOCAL_VARIANTS]
+    if wrong:
+        raise ConfigError(f"variant(s) {', '.join(wrong)} have no local attention; choose from tada, tada_local")
+    if args.iters < 1 or args.batch_size < 1 or (args.digits is not None and args.digits < 40):
+        raise ConfigError("--iters and --batch-size must be at least 1, --digits at least 40")
+    result = bench_localisation(
+        variants=variants,
+        iters=args.iters,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        digits=args.digits,
+        settings=_parse_overrides(args.set),
+    )
+    lines = [f"{result['pair']}; {result['n_test_targets']} held-out targets, ROC-AUC against the planted cells:"]
+    for m in result["models"]:
+        aucs = "  ".join(f"{view} {auc:.3f}" for view, auc in m["auc"].items())
+        accuracy = f", target accuracy {m['target_accuracy']:.1f}%" if "target_accuracy" in m else ""
+        lines.append(f"  {m['model']:15s} ({m['steps']} steps{accuracy}): {aucs}")
+    lines.append(f"({result['minutes']} min)")
+    return _emit(result, args.json, lines)
