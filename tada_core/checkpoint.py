@@ -24,7 +24,7 @@ from tada_core.config import TADAConfig
 from tada_core.errors import CheckpointError, ConfigError, TadaError
 from tada_core.model import TADAModel, build_model
 
-FORMAT_VERSION = 2  # 2: config.head (version 1 files always pooled the map)
+FORMAT_VERSION = 2  # 2: config.head and config.discriminator_bn (version 1: pooled, no BatchNorm)
 METADATA_KEY = "tada"
 MAX_CHECKPOINT_BYTES = 2 * 2**30
 MAX_IMAGE_SIZE = 1024  # largest input side a checkpoint may ask for (inference resizes every image to it)
@@ -132,8 +132,9 @@ def _parse_metadata(metadata: dict[str, str], name: str) -> CheckpointInfo:
                 f"{name} has format version {version}, newer than this TADA Studio ({FORMAT_VERSION}); upgrade tada-studio"
             )
         config_data = dict(data["config"])
-        if version < 2:
-            config_data.setdefault("head", "pool")  # before the head option every model pooled
+        if version < 2:  # options added since, whose defaults differ from what those models had
+            config_data.setdefault("head", "pool")
+            config_data.setdefault("discriminator_bn", False)
         config = TADAConfig.from_dict(config_data)
         if config.image_size is not None and not 0 < int(config.image_size) <= MAX_IMAGE_SIZE:
             raise CheckpointError(

@@ -231,7 +231,9 @@ def test_format_1_checkpoints_load_with_the_pool_head_they_were_trained_with(tmp
 
     from tada_core.checkpoint import CheckpointInfo, load_checkpoint, save_checkpoint
 
-    old = build_model(TADAConfig(backbone="lenet", num_classes=10, variant="tada", head="pool"))
+    old = build_model(
+        TADAConfig(backbone="lenet", num_classes=10, variant="tada", head="pool", discriminator_bn=False, dropout=0.5)
+    )
     save_checkpoint(tmp_path / "new.safetensors", old, CheckpointInfo(old.config, [str(i) for i in range(10)]))
     from safetensors import safe_open
 
@@ -239,7 +241,8 @@ def test_format_1_checkpoints_load_with_the_pool_head_they_were_trained_with(tmp
         meta = json.loads(handle.metadata()["tada"])
         tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
     meta["format_version"] = 1
-    del meta["config"]["head"]  # what a file written before the head option holds
+    del meta["config"]["head"], meta["config"]["discriminator_bn"]  # what a file written before them holds
     save_file(tensors, str(tmp_path / "old.safetensors"), metadata={"tada": json.dumps(meta)})
     model, info = load_checkpoint(tmp_path / "old.safetensors")
     assert model.head == "pool" and info.config.head == "pool" and info.format_version == 1
+    assert not info.config.discriminator_bn and info.config.dropout == 0.5
