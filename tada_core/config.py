@@ -45,7 +45,7 @@ class TrainConfig:
 
     source: str = "mnist"
     target: str = "mnistm"
-    iters: int = 3000
+    iters: int = 2000
     batch_size: int = 32  # per domain: B source + B target images each step
     seed: int = 0
     eval_every: int = 500
@@ -56,7 +56,7 @@ class TrainConfig:
     amp: bool = False
     compile: bool = False
     sync_bn: bool = False
-    joint_forward: bool = True  # one forward over source + target (shared BatchNorm statistics)
+    joint_forward: bool = False  # True: one forward over source + target (BatchNorm statistics shared)
     optim: OptimConfig = field(default_factory=OptimConfig)
 
 

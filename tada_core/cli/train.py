@@ -19,7 +19,7 @@ FLAGS: dict[str, tuple[str, type, str]] = {
     "target": ("train.target", str, "target domain (its labels are used only to report accuracy)"),
     "variant": ("variant", str, f"one of {', '.join(VARIANTS)} (default tada)"),
     "backbone": ("backbone", str, "lenet, resnet18, resnet34, resnet50, resnet101 (default lenet)"),
-    "iters": ("train.iters", int, "training steps (default 3000)"),
+    "iters": ("train.iters", int, "training steps (default 2000)"),
     "batch_size": ("train.batch_size", int, "images per domain per step (default 32)"),
     "lr": ("train.optim.lr", float, "initial learning rate of the new layers (default 0.01)"),
     "seed": ("train.seed", int, "random seed (default 0)"),
