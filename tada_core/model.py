@@ -6,7 +6,7 @@
 
 Example:
     >>> model = build_model(TADAConfig(backbone="lenet", num_classes=10, variant="tada"))
-    >>> out = model(torch.cat([x_s, x_t]))          # one forward: BatchNorm sees both domains
+    >>> out = model(torch.cat([x_s, x_t]), split=len(x_s))  # BatchNorm statistics per domain
     >>> losses = model.losses(out, y_s, progress=0.3)
     >>> losses["total"].backward()
 """
@@ -80,7 +80,20 @@ class TADAModel(nn.Module):
             else None
         )
 
-    def forward(self, x: torch.Tensor) -> TADAOutput:
+    def forward(self, x: torch.Tensor, split: int | None = None) -> TADAOutput:
+        """Run the network on ``x`` (B, 3, S, S).
+
+        Args:
+            split: when given, rows ``[:split]`` and ``[split:]`` (source and target) go through the
+                network in two passes, so BatchNorm normalises each domain with its own batch
+                statistics in training; the outputs are concatenated in the same row order.
+        """
+        if split is not None and 0 < split < x.shape[0]:
+            parts = (self._forward(x[:split]), self._forward(x[split:]))
+            return TADAOutput(*(None if a is None else torch.cat([a, b]) for a, b in zip(*parts, strict=True)))
+        return self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> TADAOutput:
         cfg = self.config
         f = self.backbone(x)  # (B, C, H, W)
         b, _, height, width = f.shape

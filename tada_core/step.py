@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from tada_core.config import TADAConfig
-from tada_core.model import TADAModel, TADAOutput
+from tada_core.model import TADAModel
 
 
 def unwrap(model: torch.nn.Module) -> TADAModel:
@@ -60,12 +60,8 @@ def train_step(
     model.train()
     x = torch.cat([x_s, x_t])
     with torch.autocast(device_type=x.device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
-        if core.config.train.joint_forward:
-            out = model(x)
-        else:  # BatchNorm statistics per domain
-            out = TADAOutput(
-                *(None if a is None else torch.cat([a, b]) for a, b in zip(model(x_s), model(x_t), strict=True))
-            )
+        # one call (also under DistributedDataParallel); without joint_forward BatchNorm sees each domain alone
+        out = model(x, split=None if core.config.train.joint_forward else len(x_s))
         losses = core.losses(out, y_s, progress=progress)
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:

@@ -3,7 +3,8 @@
     result = train(config, callbacks=[PrintCallback()], should_stop=event.is_set)
 
 One step (:func:`~tada_core.step.train_step`) draws B source and B target images, runs one
-forward over both (BatchNorm sees both domains), builds the variant's losses with λ_p from the
+forward over both (each domain through the network on its own, so that BatchNorm uses per-domain
+batch statistics; ``train.joint_forward`` shares them), builds the variant's losses with λ_p from the
 progress p, and takes an SGD step with lr_p = lr·(1 + α·p)^(−β) (METHOD.md). Every
 ``eval_every`` steps and at the end the model is evaluated on the target (and source), a line
 goes to ``metrics.jsonl``, and ``last.safetensors`` (with what ``--resume`` needs) and, when the

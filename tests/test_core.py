@@ -246,3 +246,17 @@ def test_format_1_checkpoints_load_with_the_pool_head_they_were_trained_with(tmp
     model, info = load_checkpoint(tmp_path / "old.safetensors")
     assert model.head == "pool" and info.config.head == "pool" and info.format_version == 1
     assert not info.config.discriminator_bn and info.config.dropout == 0.5
+
+
+def test_split_forward_normalises_each_domain_with_its_own_batch_statistics():
+    torch.manual_seed(0)
+    model = build_model(TADAConfig(backbone="lenet", num_classes=10, variant="tada")).train()
+    model.region_discriminators.dropout.p = 0.0  # deterministic
+    x_s, x_t = torch.randn(4, 3, 28, 28), torch.randn(5, 3, 28, 28) + 1.0
+    split = model(torch.cat([x_s, x_t]), split=4)
+    by_hand = [model(x_s), model(x_t)]  # two separate training-mode passes
+    for name, got in split._asdict().items():
+        if got is not None:
+            torch.testing.assert_close(got, torch.cat([getattr(by_hand[0], name), getattr(by_hand[1], name)]))
+    joint = model(torch.cat([x_s, x_t]))
+    assert not torch.allclose(joint.logits, split.logits)  # shared statistics give other outputs
