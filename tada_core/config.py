@@ -56,6 +56,7 @@ class TrainConfig:
     amp: bool = False
     compile: bool = False
     sync_bn: bool = False
+    frozen_backbone: bool = False  # cache the backbone's maps once, train the rest on them (feature_cache.py)
     optim: OptimConfig = field(default_factory=OptimConfig)
 
 

@@ -81,8 +81,11 @@ class TADAModel(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> TADAOutput:
+        return self.forward_map(self.backbone(x))
+
+    def forward_map(self, f: torch.Tensor) -> TADAOutput:
+        """Everything after the backbone, from its map f (B, C, H, W) (a cached one in frozen mode)."""
         cfg = self.config
-        f = self.backbone(x)  # (B, C, H, W)
         b, _, height, width = f.shape
         w = region_logits = attended_logits = None
         if (self.region_discriminators is not None or self.head == "flatten") and (height, width) != (
