@@ -122,4 +122,3 @@ class FrozenBackboneHead(nn.Module):
 
     def forward(self, maps: torch.Tensor) -> TADAOutput:
         return self.module.forward_map(maps)
-

@@ -87,7 +87,7 @@ def render_sketch(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     _, sketch = cv2.pencilSketch(bgr, sigma_s=40, sigma_r=0.08, shade_factor=0.04)
     out = sketch.astype(np.float32) * np.array([0.8, 0.95, 1.1], np.float32)  # BGR: warmer
     out += rng.normal(0.0, 12.0, out.shape).astype(np.float32)
-    ok, encoded = cv2.imencode(".jpg", np.clip(out, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 15])
+    _, encoded = cv2.imencode(".jpg", np.clip(out, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 15])
     return cv2.cvtColor(cv2.imdecode(encoded, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
