@@ -30,7 +30,7 @@ from tada_core.checkpoint import CheckpointInfo, read_checkpoint, save_checkpoin
 from tada_core.config import TADAConfig
 from tada_core.errors import ConfigError, TadaError
 from tada_core.evaluate import evaluate
-from tada_core.feature_cache import FrozenBackboneHead, cache_run_data
+from tada_core.feature_cache import CachedMaps, FrozenBackboneHead, cache_run_data
 from tada_core.model import TADAModel, build_model
 from tada_core.run_data import RunData, load_run_data
 from tada_core.sampling import BatchStream
@@ -90,8 +90,11 @@ def _check_run_folder(out_dir: Path, resume: bool) -> None:
 
 
 def _cache_features(core: TADAModel, data: RunData, device: str, callbacks: Sequence[Callback]) -> RunData:
-    """Frozen-backbone mode: freeze G_f and replace every image by its backbone map, encoded once."""
+    """Frozen-backbone mode: freeze G_f and replace every image by its backbone map, encoded once
+    (``data`` that already holds cached maps, e.g. from :func:`cache_run_data`, is used as it is)."""
     core.backbone.requires_grad_(False)
+    if isinstance(data.source.dataset, CachedMaps):
+        return data
     total, done = sum(len(d) for d in (data.source_eval, data.target_eval)), 0
 
     def progress(n: int) -> None:
@@ -134,7 +137,8 @@ def train(
         resume: continue from ``<out>/last.safetensors`` (same config), exactly where it stopped.
         callbacks: :class:`Callback` objects notified of start, steps, evaluations and the end.
         should_stop: polled every step; when it returns True the run saves ``last`` and returns.
-        data: already loaded domains (otherwise loaded from ``config.train.source/target``).
+        data: already loaded domains (otherwise loaded from ``config.train.source/target``); in
+            frozen-backbone mode they may already be cached maps (:func:`cache_run_data`).
 
     Raises:
         TadaError: bad domains or classes, an existing run without ``resume``, NaN loss, OOM.
