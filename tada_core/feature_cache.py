@@ -122,3 +122,11 @@ class FrozenBackboneHead(nn.Module):
 
     def forward(self, maps: torch.Tensor) -> TADAOutput:
         return self.module.forward_map(maps)
+
+
+def training_features(data: RunData, max_points: int = 512) -> dict[str, torch.Tensor]:
+    """Pooled cached maps (N, C) float16 of up to ``max_points`` source and target images, stored
+    in frozen-mode checkpoints as ``familiarity.features`` (see :mod:`tada_core.familiarity`)."""
+    maps = torch.cat([d.dataset.maps for d in (data.source_eval, data.target_eval)])  # (N, C, H, W)
+    picks = torch.randperm(len(maps), generator=torch.Generator().manual_seed(0))[:max_points]
+    return {"familiarity.features": maps[picks].float().mean(dim=(2, 3)).half()}

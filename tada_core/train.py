@@ -30,7 +30,7 @@ from tada_core.checkpoint import CheckpointInfo, read_checkpoint, save_checkpoin
 from tada_core.config import TADAConfig
 from tada_core.errors import ConfigError, TadaError
 from tada_core.evaluate import evaluate
-from tada_core.feature_cache import CachedMaps, FrozenBackboneHead, cache_run_data
+from tada_core.feature_cache import CachedMaps, FrozenBackboneHead, cache_run_data, training_features
 from tada_core.model import TADAModel, build_model
 from tada_core.run_data import RunData, load_run_data
 from tada_core.sampling import BatchStream
@@ -181,6 +181,7 @@ def train(
         R.restore_optimizer(optimizer, tensors)
         torch.set_rng_state(tensors["rng.torch"])
     model = _wrap(forward_model, config, ctx, device)
+    reference = training_features(data) if tc.frozen_backbone else {}  # for the app's "unfamiliar image" notice
     amp_dtype, scaler = amp_settings(device, tc.amp)
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -214,9 +215,9 @@ def train(
             with open(out_dir / "metrics.jsonl", "a") as handle:
                 handle.write(json.dumps(record) + "\n")
             state = {**R.optimizer_tensors(optimizer), "rng.torch": torch.get_rng_state()}
-            save_checkpoint(last_path, core, info_for(record), state)
+            save_checkpoint(last_path, core, info_for(record), {**state, **reference})
             if improved:
-                save_checkpoint(best_path, core, info_for(record))
+                save_checkpoint(best_path, core, info_for(record), reference)
         D.barrier(ctx)
         for callback in callbacks:
             callback.on_eval(run, record)

@@ -3,7 +3,8 @@
 API ``/attention``: ``(checkpoint, compare_with, source_files, target_files, colormap, alpha,
 mode, normalize)`` → ``(report HTML, overlay PNG gallery, values JSON)``. ``compare_with`` is a
 second checkpoint name or ``"(none)"``; the JSON holds, per image and checkpoint, the
-prediction, top-k, the grid w (h×w, in [0, 1], or null), m and P(source).
+prediction, top-k, the grid w (h×w, in [0, 1], or null), m, P(source) and ``unfamiliar``: null, or
+why the image is far from what that checkpoint was trained on (:mod:`tada_core.familiarity`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from PIL import Image
 
 from app.checkpoints import load_model
 from app.context import AppContext
+from app.familiarity import upload_notes
 from app.render import COLORMAPS, card_html, colorbar_html, message_html, model_block_html, overlay_array
 from app.ui import NONE, checkpoint_dropdown, file_paths, user_errors
 from tada_core.data import load_image
@@ -76,28 +78,40 @@ def attention_report(
         raise DataError("no images: upload source and/or target images, or press 'Example images'")
     names = [checkpoint] + ([compare_with] if compare_with and compare_with not in (NONE, checkpoint) else [])
     options = {"cmap": cmap, "alpha": alpha, "mode": mode, "normalize": bool(normalize)}
-    per_checkpoint = []
+    per_checkpoint, notes = [], []
     for name in names:
-        model, info = load_model(ctx.registry.resolve(name).path)
-        per_checkpoint.append((name, info, predict_attention(model, info, [im for _, _, im in items], top_k=TOP_K)))
-    cards, gallery, values = [], [], []
+        path = ctx.registry.resolve(name).path
+        model, info = load_model(path)
+        images = [im for _, _, im in items]
+        per_checkpoint.append((name, info, predict_attention(model, info, images, top_k=TOP_K)))
+        notes.append(upload_notes(path, model, info, images))  # None, or why the image is unfamiliar
+    cards, gallery, values, warnings = [], [], [], []
     for i, (role, file_name, _) in enumerate(items):
         blocks = []
-        for name, info, results in per_checkpoint:
+        for (name, info, results), unfamiliar in zip(per_checkpoint, notes, strict=True):
             result = results[i]
+            if unfamiliar[i]:
+                warnings.append(message_html(f"{role} image '{file_name}' on {name}: {unfamiliar[i]}.", "warning"))
             overlay = overlay_array(result, **options)
             blocks.append(model_block_html(name, info.variant, result, overlay, options))
             note = f"pred {result.predicted}" if result.grid is not None else "no local attention"
             gallery.append((overlay, f"{role} · {file_name} · {name} · {note}"))
             values.append(
-                {"role": role, "file": file_name, "checkpoint": name, "variant": info.variant, **result.to_dict()}
+                {
+                    "role": role,
+                    "file": file_name,
+                    "checkpoint": name,
+                    "variant": info.variant,
+                    **result.to_dict(),
+                    "unfamiliar": unfamiliar[i],
+                }
             )
         cards.append(card_html(file_name, role, per_checkpoint[0][2][i].image, blocks))
     if normalize:
         legend = colorbar_html(cmap, "min", "max", "local attention w, each map stretched to its own min–max")
     else:
         legend = colorbar_html(cmap, "0", "1", "local attention w, fixed scale 0–1")
-    report = f'<div class="tada-report">{legend}{"".join(cards)}</div>'
+    report = f'<div class="tada-report">{"".join(warnings)}{legend}{"".join(cards)}</div>'
     return report, gallery, {"options": options, "checkpoints": names, "results": values}
 
 
