@@ -24,6 +24,7 @@ from tada_core.data import load_image
 from tada_core.errors import DataError
 from tada_core.inference import predict_attention
 
+PHOTO_EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples" / "photos"
 MAX_IMAGES = 16  # per role
 MAX_UPLOAD_BYTES = 50 * 2**20
 TOP_K = 5
@@ -33,6 +34,16 @@ TOP_K = 5
 class AttentionTab:
     checkpoint: gr.Dropdown
     compare: gr.Dropdown
+
+
+def photo_examples(folder: Path = PHOTO_EXAMPLES_DIR) -> dict[str, list[str]]:
+    """The photo-pair example JPEGs by role (``source_<class>.jpg``, ``target_<class>.jpg``)."""
+    return {role: [str(p) for p in sorted(folder.glob(f"{role}_*.jpg"))] for role in ("source", "target")}
+
+
+def photo_checkpoint(names: list[str]) -> str | None:
+    """The first checkpoint trained on the photo pair (its name mentions photos), if any."""
+    return next((n for n in names if "photos" in n and not n.startswith("source_only")), None)
 
 
 def read_uploads(paths: list[str], role: str) -> list[tuple[str, Image.Image]]:
@@ -148,6 +159,7 @@ def build(ctx: AppContext) -> AttentionTab:
             )
             with gr.Row():
                 examples_btn = gr.Button("Example images", size="sm", elem_id="attention-examples")
+                photos_btn = gr.Button("Photo examples", size="sm", elem_id="attention-photo-examples")
                 clear_btn = gr.Button("Clear images", size="sm", elem_id="attention-clear")
             with gr.Accordion("Display", open=True):
                 cmap = gr.Dropdown(list(COLORMAPS), value="jet", label="Colormap")
@@ -195,6 +207,15 @@ def build(ctx: AppContext) -> AttentionTab:
         [source_files, target_files],
         api_visibility="private",
     )
+
+    def show_photos():
+        """The photo examples, with the shipped photo checkpoint selected when there is one."""
+        found = photo_checkpoint(ctx.registry.names())
+        examples = photo_examples()
+        picked = (gr.update(value=found), NONE) if found else (gr.skip(), gr.skip())
+        return examples["source"], examples["target"], *picked
+
+    photos_btn.click(show_photos, None, [source_files, target_files, checkpoint, compare], api_visibility="private")
     clear_btn.click(
         lambda: (None, None, message_html("Upload images to see their attention.")),
         None,
