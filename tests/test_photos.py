@@ -144,3 +144,22 @@ def test_frozen_backbone_keeps_the_pretrained_weights(cached_pair, tmp_path):
     fresh = build_model(TADAConfig(backbone="efficientnet_lite0", pretrained=True, num_classes=4))
     for key, value in fresh.backbone.state_dict().items():
         assert torch.equal(trained.backbone.state_dict()[key], value), key
+
+
+def test_unfamiliar_uploads_get_a_notice(cached_pair, tiny_pair, tmp_path):
+    from tada_core.familiarity import familiarity_notes, reference_for
+
+    digits, digits_info = load_checkpoint("checkpoints/tada_mnist_mnistm.safetensors")
+    digit, cat = Image.open("app/examples/target_mnistm_3.png"), Image.fromarray(photo_arrays("photos", 8, 0)[0][0])
+    assert reference_for(digits, digits_info, "checkpoints/tada_mnist_mnistm.safetensors") is None  # 28 px: size rule
+    small, big = familiarity_notes(digits, digits_info, None, [digit, cat])
+    assert small is None and "shrunk" in big
+
+    result = train(_config("tada", tmp_path / "run", iters=5), data=cached_pair)
+    model, info = load_checkpoint(result.last)
+    ref = reference_for(model, info, result.last)  # from the features stored by frozen training
+    assert ref is not None
+    photo_note, digit_note = familiarity_notes(
+        model, info, ref, [Image.open("app/examples/photos/source_cat.jpg"), digit]
+    )
+    assert photo_note is None and "far from" in digit_note
