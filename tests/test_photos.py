@@ -7,6 +7,7 @@ session; every training test reuses them. Nothing is downloaded: the weights shi
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -163,3 +164,15 @@ def test_unfamiliar_uploads_get_a_notice(cached_pair, tiny_pair, tmp_path):
         model, info, ref, [Image.open("app/examples/photos/source_cat.jpg"), digit]
     )
     assert photo_note is None and "far from" in digit_note
+
+
+def test_shipped_photo_checkpoint_classifies_the_photo_examples():
+    from tada_core.inference import predict_attention
+
+    model, info = load_checkpoint("checkpoints/tada_photos_sketch.safetensors")
+    assert (info.config.backbone, info.source, info.target) == ("efficientnet_lite0", "photos", "photos-sketch")
+    paths = sorted(Path("app/examples/photos").glob("*.jpg"))
+    results = predict_attention(model, info, [Image.open(p) for p in paths])
+    correct = [r.predicted == p.stem.split("_", 1)[1] for r, p in zip(results, paths, strict=True)]
+    assert len(paths) == 8 and sum(correct) >= 7
+    assert all(r.grid.shape == (7, 7) for r in results)
