@@ -66,7 +66,6 @@ def bench_photos(
         for seed in range(seeds):
             started = time.time()
             with tempfile.TemporaryDirectory(prefix="tada-bench-photos-") as out:
-                torch.manual_seed(seed)
                 result = train(
                     _config(variant, source, target, seed, settings, out), data=cached, callbacks=callbacks()
                 )
