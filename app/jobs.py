@@ -65,6 +65,8 @@ class Job:
     error: str | None = None
     checkpoint: Path | None = None
     version: int = 0  # bumped when the curves or probes change (the UI redraws then)
+    encoded: int = 0  # frozen-backbone mode: images encoded so far, of encode_total (before step 1)
+    encode_total: int = 0
 
 
 def probe_images(data: RunData, config: TADAConfig) -> list[Image.Image]:
@@ -100,6 +102,11 @@ class _Recorder(Callback):
         self.every = max(1, iters // 20)
         self.pending: dict[str, list[float]] = {}
         self.tick = time.time()
+
+    def on_cache(self, done: int, total: int) -> None:
+        self.manager._update(self.job, encoded=done, encode_total=total)
+        if done == total:
+            self.manager._log(self.job, f"encoded {total} images once with the frozen backbone")
 
     def on_start(self, run: Run) -> None:
         self.manager._update(self.job, status="running", step=run.step)

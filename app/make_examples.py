@@ -1,6 +1,8 @@
-"""Write the app's example images: a few source (mnist) and target (mnistm) digits as PNG.
+"""Write the app's example images: a few source (mnist) and target (mnistm) digits as PNG, and one
+photo per class of the photo pair (``photos`` / ``photos-sketch``, crops never used in training:
+generation seed 1) as JPEG under ``app/examples/photos/``.
 
-Run once from the repository root; the PNGs are committed under ``app/examples/``::
+Run once from the repository root; the files are committed under ``app/examples/``::
 
     python -m app.make_examples
 """
@@ -14,8 +16,10 @@ import numpy as np
 from PIL import Image
 
 from tada_core.data.digits import mnist_arrays, mnistm_arrays
+from tada_core.data.photos import PHOTO_CLASSES, photo_arrays
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+PHOTO_EXAMPLES_DIR = EXAMPLES_DIR / "photos"
 CLASSES = (2, 3, 5, 7)
 
 
@@ -36,10 +40,24 @@ def write_examples(out: Path = EXAMPLES_DIR, classes: tuple[int, ...] = CLASSES)
     return written
 
 
+def write_photo_examples(out: Path = PHOTO_EXAMPLES_DIR) -> list[Path]:
+    """Save ``source_<class>.jpg`` (photos) and ``target_<class>.jpg`` (photos-sketch), 256×256."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for role, name in (("source", "photos"), ("target", "photos-sketch")):
+        images, _ = photo_arrays(name, per_class=1, seed=1)
+        for cls, image in zip(PHOTO_CLASSES, images, strict=True):
+            path = out / f"{role}_{cls}.jpg"
+            Image.fromarray(image).save(path, quality=90)
+            written.append(path)
+    return written
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=EXAMPLES_DIR)
-    for path in write_examples(parser.parse_args().out):
+    out = parser.parse_args().out
+    for path in [*write_examples(out), *write_photo_examples(out / "photos")]:
         print(path)
 
 

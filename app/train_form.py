@@ -16,6 +16,7 @@ from app.ui import file_paths
 from tada_core.backbones import list_backbones
 from tada_core.config import VARIANTS, OptimConfig, TADAConfig, TrainConfig
 from tada_core.errors import ConfigError
+from tada_core.photo_defaults import wants_photo_defaults
 from tada_core.run_data import load_run_data
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -77,6 +78,7 @@ def start_job(
     pretrained: bool = False,
     source_zip=None,
     target_zip=None,
+    fine_tune: bool = False,
 ) -> dict:
     """Validate the form, load both domains, start the job; its status JSON."""
     ctx.jobs.check_idle()
@@ -104,6 +106,7 @@ def start_job(
             eval_max=_positive_int(eval_max, "evaluation images", 10_000_000) if eval_max else None,
             device=ctx.device if device == "auto" else device,
             out=str(run_folder(ctx.runs_dir, variant)),
+            frozen_backbone=wants_photo_defaults({"backbone": backbone, "pretrained": pretrained}) and not fine_tune,
             optim=OptimConfig(lr=_number(lr, "learning rate", 1e-7, 10.0)),
         ),
     )

@@ -19,6 +19,14 @@ from tada_core.evaluate import evaluate
 from tada_core.run_data import image_size_for, norm_for
 
 
+def _backbone_note(cfg) -> str:
+    if not cfg.pretrained:
+        return "from scratch"
+    if cfg.train.frozen_backbone:
+        return "ImageNet weights, frozen: its features were computed once and cached, the rest trained on them"
+    return "ImageNet weights, fine-tuned"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("checkpoint", type=Path)
@@ -35,7 +43,7 @@ def main() -> None:
     curve = "\n".join(f"| {r['step']} | {r['target_accuracy']:.2f} | {r['source_accuracy']:.2f} |" for r in history)
     card = f"""# {args.checkpoint.name}
 
-TADA Studio model card. Variant **{cfg.variant}**, backbone **{cfg.backbone}** (from scratch),
+TADA Studio model card. Variant **{cfg.variant}**, backbone **{cfg.backbone}** ({_backbone_note(cfg)}),
 {info.source} → {info.target}, {cfg.num_classes} classes ({", ".join(info.class_names)}).
 
 | | |

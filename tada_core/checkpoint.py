@@ -134,7 +134,8 @@ def _parse_metadata(metadata: dict[str, str], name: str) -> CheckpointInfo:
         config_data = dict(data["config"])
         if version < 2:  # options added since, whose defaults differ from what those models had
             config_data.setdefault("head", "pool")
-            config_data.setdefault("discriminator_bn", False)
+        # added within format 2: files written before it have no key and no BatchNorm in G_d
+        config_data.setdefault("discriminator_bn", False)
         config = TADAConfig.from_dict(config_data)
         if config.image_size is not None and not 0 < int(config.image_size) <= MAX_IMAGE_SIZE:
             raise CheckpointError(

@@ -57,6 +57,7 @@ class TrainConfig:
     compile: bool = False
     sync_bn: bool = False
     joint_forward: bool = False  # True: one forward over source + target (BatchNorm statistics shared)
+    frozen_backbone: bool = False  # cache the backbone's maps once, train the rest on them (feature_cache.py)
     optim: OptimConfig = field(default_factory=OptimConfig)
 
 

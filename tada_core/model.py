@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -88,14 +89,23 @@ class TADAModel(nn.Module):
                 network in two passes, so BatchNorm normalises each domain with its own batch
                 statistics in training; the outputs are concatenated in the same row order.
         """
-        if split is not None and 0 < split < x.shape[0]:
-            parts = (self._forward(x[:split]), self._forward(x[split:]))
-            return TADAOutput(*(None if a is None else torch.cat([a, b]) for a, b in zip(*parts, strict=True)))
-        return self._forward(x)
+        return self._per_domain(lambda part: self._forward_map(self.backbone(part)), x, split)
 
-    def _forward(self, x: torch.Tensor) -> TADAOutput:
+    def forward_map(self, f: torch.Tensor, split: int | None = None) -> TADAOutput:
+        """Everything after the backbone, from its map f (B, C, H, W) (a cached one in frozen mode);
+        ``split`` as in :meth:`forward`."""
+        return self._per_domain(self._forward_map, f, split)
+
+    @staticmethod
+    def _per_domain(run: Callable[[torch.Tensor], TADAOutput], x: torch.Tensor, split: int | None) -> TADAOutput:
+        """``run(x)``, or ``run`` on rows ``[:split]`` and ``[split:]`` separately, concatenated."""
+        if split is not None and 0 < split < x.shape[0]:
+            parts = (run(x[:split]), run(x[split:]))
+            return TADAOutput(*(None if a is None else torch.cat([a, b]) for a, b in zip(*parts, strict=True)))
+        return run(x)
+
+    def _forward_map(self, f: torch.Tensor) -> TADAOutput:
         cfg = self.config
-        f = self.backbone(x)  # (B, C, H, W)
         b, _, height, width = f.shape
         w = region_logits = attended_logits = None
         if (self.region_discriminators is not None or self.head == "flatten") and (height, width) != (

@@ -14,9 +14,12 @@ from tada_core.model import TADAModel
 
 
 def unwrap(model: torch.nn.Module) -> TADAModel:
-    """The :class:`TADAModel` inside a ``torch.compile`` and/or DistributedDataParallel wrapper."""
+    """The :class:`TADAModel` inside ``torch.compile``, DistributedDataParallel and/or
+    :class:`~tada_core.feature_cache.FrozenBackboneHead` wrappers."""
     model = getattr(model, "_orig_mod", model)
-    return getattr(model, "module", model)
+    while not isinstance(model, TADAModel) and hasattr(model, "module"):
+        model = model.module
+    return model
 
 
 def lr_factor(progress: float, alpha: float = 10.0, beta: float = 0.75) -> float:

@@ -10,6 +10,8 @@ progress p, and takes an SGD step with lr_p = lr·(1 + α·p)^(−β) (METHOD.md
 goes to ``metrics.jsonl``, and ``last.safetensors`` (with what ``--resume`` needs) and, when the
 target accuracy improved, ``best.safetensors`` are written atomically. Launched by ``torchrun``
 the same loop runs DistributedDataParallel (see :mod:`tada_core.distributed`); only rank 0 writes.
+With ``train.frozen_backbone`` every image is first encoded once by the (pretrained) backbone and
+the steps run on the cached maps (:mod:`tada_core.feature_cache`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from tada_core.checkpoint import CheckpointInfo, read_checkpoint, save_checkpoin
 from tada_core.config import TADAConfig
 from tada_core.errors import ConfigError, TadaError
 from tada_core.evaluate import evaluate
+from tada_core.feature_cache import CachedMaps, FrozenBackboneHead, cache_run_data, training_features
 from tada_core.model import TADAModel, build_model
 from tada_core.run_data import RunData, load_run_data
 from tada_core.sampling import BatchStream
@@ -68,6 +71,9 @@ class TrainResult:
 class Callback:
     """Hooks called by :func:`train` (on rank 0 only in a distributed run); override what you need."""
 
+    def on_cache(self, done: int, total: int) -> None:
+        """Frozen-backbone mode: ``done`` of ``total`` images encoded (before :meth:`on_start`)."""
+
     def on_start(self, run: Run) -> None: ...
 
     def on_step(self, run: Run, logs: dict[str, float]) -> None: ...
@@ -84,7 +90,24 @@ def _check_run_folder(out_dir: Path, resume: bool) -> None:
         raise TrainingError(f"nothing to resume in {out_dir} (no last.safetensors); start it without --resume")
 
 
-def _wrap(model: TADAModel, config: TADAConfig, ctx: D.DistContext, device: str) -> torch.nn.Module:
+def _cache_features(core: TADAModel, data: RunData, device: str, callbacks: Sequence[Callback]) -> RunData:
+    """Frozen-backbone mode: freeze G_f and replace every image by its backbone map, encoded once
+    (``data`` that already holds cached maps, e.g. from :func:`cache_run_data`, is used as it is)."""
+    core.backbone.requires_grad_(False)
+    if isinstance(data.source.dataset, CachedMaps):
+        return data
+    total, done = sum(len(d) for d in (data.source_eval, data.target_eval)), 0
+
+    def progress(n: int) -> None:
+        nonlocal done
+        done += n
+        for callback in callbacks:
+            callback.on_cache(done, total)
+
+    return cache_run_data(core, data, device=device, on_batch=progress)
+
+
+def _wrap(model: torch.nn.Module, config: TADAConfig, ctx: D.DistContext, device: str) -> torch.nn.Module:
     """channels_last on CUDA ResNets, SyncBatchNorm and DDP when distributed, torch.compile if asked."""
     tc = config.train
     wrapped: torch.nn.Module = model
@@ -115,7 +138,8 @@ def train(
         resume: continue from ``<out>/last.safetensors`` (same config), exactly where it stopped.
         callbacks: :class:`Callback` objects notified of start, steps, evaluations and the end.
         should_stop: polled every step; when it returns True the run saves ``last`` and returns.
-        data: already loaded domains (otherwise loaded from ``config.train.source/target``).
+        data: already loaded domains (otherwise loaded from ``config.train.source/target``); in
+            frozen-backbone mode they may already be cached maps (:func:`cache_run_data`).
 
     Raises:
         TadaError: bad domains or classes, an existing run without ``resume``, NaN loss, OOM.
@@ -135,6 +159,9 @@ def train(
     config = config.replace(num_classes=len(data.class_names))
     torch.manual_seed(tc.seed)
     core = build_model(config).to(device)
+    if tc.frozen_backbone:
+        data = _cache_features(core, data, device, callbacks)
+    forward_model = FrozenBackboneHead(core) if tc.frozen_backbone else core  # maps in, or images in
     optimizer = build_optimizer(core, config)
     run = Run(config=config, model=core, data=data, out_dir=out_dir)
     tensors: dict[str, torch.Tensor] = {}
@@ -154,7 +181,8 @@ def train(
         core.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         R.restore_optimizer(optimizer, tensors)
         torch.set_rng_state(tensors["rng.torch"])
-    model = _wrap(core, config, ctx, device)
+    model = _wrap(forward_model, config, ctx, device)
+    reference = training_features(data) if tc.frozen_backbone else {}  # for the app's "unfamiliar image" notice
     amp_dtype, scaler = amp_settings(device, tc.amp)
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -168,8 +196,8 @@ def train(
 
     def evaluate_now(running: dict[str, list[float]], started: float) -> dict:
         kwargs = {"max_items": tc.eval_max, "device": device, "ctx": ctx}
-        target = evaluate(core, data.target_eval.dataset, data.class_names, **kwargs)
-        source = evaluate(core, data.source_eval.dataset, data.class_names, **kwargs)
+        target = evaluate(forward_model, data.target_eval.dataset, data.class_names, **kwargs)
+        source = evaluate(forward_model, data.source_eval.dataset, data.class_names, **kwargs)
         sums = D.all_reduce_sum(
             torch.tensor([[sum(running.get(k, [])), len(running.get(k, []))] for k in LOSS_KEYS]), ctx
         )
@@ -188,9 +216,9 @@ def train(
             with open(out_dir / "metrics.jsonl", "a") as handle:
                 handle.write(json.dumps(record) + "\n")
             state = {**R.optimizer_tensors(optimizer), "rng.torch": torch.get_rng_state()}
-            save_checkpoint(last_path, core, info_for(record), state)
+            save_checkpoint(last_path, core, info_for(record), {**state, **reference})
             if improved:
-                save_checkpoint(best_path, core, info_for(record))
+                save_checkpoint(best_path, core, info_for(record), reference)
         D.barrier(ctx)
         for callback in callbacks:
             callback.on_eval(run, record)

@@ -553,7 +553,16 @@ def test_cli_list_table_and_json(tmp_path, capsys):
     assert next(line for line in table if line.startswith("svhn")).split()[3] == "no"
     assert run_cli("data", "list", "--json") == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [r["name"] for r in rows] == ["mnist", "optdigits", "mnistm", "tv-mnist", "usps", "svhn"]
+    assert [r["name"] for r in rows] == [
+        "mnist",
+        "optdigits",
+        "mnistm",
+        "photos",
+        "photos-sketch",
+        "tv-mnist",
+        "usps",
+        "svhn",
+    ]
     assert rows[1] == {
         "name": "optdigits",
         "size": 1797,

