@@ -135,6 +135,7 @@ def test_attention_on_examples_returns_png_overlays_and_grid_values(server):
         assert 1.0 <= result["global_attention"] <= 2.0 and 0.0 <= result["domain_prob"] <= 1.0
         assert result["predicted"] in DIGITS and len(result["top_k"]) == 5
         assert set(result["views"]) == {"attention", "transferability", "gap"}
+        assert result["unfamiliar"] is None  # digits on a digits model
         gaps.append(np.array(result["views"]["gap"]))
     assert values["options"]["view"] == "gap" and values["options"]["scale"] == "shared"
     shared = [min(g.min() for g in gaps), max(g.max() for g in gaps)]  # one range for all maps of the request
@@ -162,6 +163,18 @@ def test_attention_side_by_side_says_when_a_checkpoint_has_no_local_attention(se
     _, _, values = attention(server.client, "tada_tiny", examples["source"][:1], [], compare="source_only_tiny")
     by_checkpoint = {r["checkpoint"]: r for r in values["results"]}
     assert np.array(by_checkpoint["source_only_tiny"]["views"]["gap"]).shape == (7, 7)  # every variant has a gap
+
+
+def test_attention_notes_an_unfamiliar_upload_in_any_view_and_scale(server):
+    photo = Path("app/examples/photos/source_cat.jpg")
+    report, gallery, values = attention(
+        server.client, "tada_tiny", [photo], example_images()["target"][:1], view="transferability", scale="fixed"
+    )
+    by_role = {r["role"]: r for r in values["results"]}
+    assert "shrunk" in by_role["source"]["unfamiliar"] and by_role["target"]["unfamiliar"] is None
+    assert values["options"]["view"] == "transferability" and len(gallery) == 2
+    assert all(r["value_range"] == [0.0, 1.0] for r in values["results"])
+    assert "source_cat.jpg" in report and "shrunk" in report
 
 
 def test_bad_uploads_and_names_give_clear_errors_and_the_server_keeps_serving(server):
