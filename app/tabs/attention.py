@@ -88,7 +88,7 @@ def attention_report(
             overlay = overlay_array(result, **options)
             blocks.append(model_block_html(name, info.variant, result, overlay, options))
             note = f"pred {result.predicted}" if result.grid is not None else "no local attention"
-            gallery.append((overlay, f"{role} · {file_name} · {name} · {note}"))
+            gallery.append((ctx.images.png(overlay), f"{role} · {file_name} · {name} · {note}"))
             values.append(
                 {"role": role, "file": file_name, "checkpoint": name, "variant": info.variant, **result.to_dict()}
             )

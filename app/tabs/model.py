@@ -129,7 +129,8 @@ def build(ctx: AppContext) -> ModelTab:
             )
         )
         card_text = entry.card.read_text() if entry.card else "*No model card beside this checkpoint.*"
-        image = curves_image(records, records, loss_title="mean losses between evaluations") if records else None
+        curves_png = curves_image(records, records, loss_title="mean losses between evaluations") if records else None
+        image = ctx.images.png(curves_png) if curves_png is not None else None
         return (
             text,
             gr.update(value=image, visible=image is not None),
