@@ -77,7 +77,9 @@ def test_fifty_clients_with_the_same_images_all_get_complete_correct_overlays(se
 
     def one(i: int) -> None:
         try:
-            client = Client(server.url, verbose=False, analytics_enabled=False, download_files=str(server.root / f"d{i}"))
+            client = Client(
+                server.url, verbose=False, analytics_enabled=False, download_files=str(server.root / f"d{i}")
+            )
             ready.wait()
             answers[i] = attention(client, "tada_tiny", source, target, compare="source_only_tiny")[1]
         except Exception as err:  # reported below, with the others
