@@ -15,6 +15,7 @@ import gradio as gr
 
 from app.checkpoints import Entry, load_model
 from app.context import AppContext
+from app.domains import MAX_ZIP_BYTES
 from app.plots import LOSS_KEYS, curves_image, read_metrics
 from app.ui import IMAGE_BUTTONS, checkpoint_dropdown, file_paths, user_errors
 from app.uploads import keep_by_hash
@@ -112,7 +113,8 @@ def build(ctx: AppContext) -> ModelTab:
             upload = gr.File(label="Add a checkpoint (.safetensors)", file_types=[".safetensors"], height=110)
             gr.Markdown(
                 "Checkpoints are `.safetensors` files written by `tada train` or this app; they hold no code, "
-                "so opening one from a stranger is safe. Pickle files (`.pt`) are refused."
+                "so opening one from a stranger is safe. Pickle files (`.pt`) are refused. An upload keeps its file "
+                f"name (with -2, -3, … when the name is taken) and may be up to {MAX_ZIP_BYTES // 2**20} MiB."
             )
         with gr.Column(scale=3):
             card = gr.Markdown(elem_id="model-card")

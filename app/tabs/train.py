@@ -16,6 +16,7 @@ from pathlib import Path
 import gradio as gr
 
 from app.context import AppContext
+from app.domains import MAX_ZIP_BYTES
 from app.jobs import ACTIVE, Job
 from app.plots import curves_image
 from app.train_form import DEVICES, start_job
@@ -91,7 +92,7 @@ def build(ctx: AppContext) -> TrainTab:
         with gr.Column(scale=1, min_width=320):
             source = gr.Dropdown(domains, value="mnist", label="Source domain (labelled)", allow_custom_value=True)
             target = gr.Dropdown(domains, value="mnistm", label="Target domain (unlabelled)", allow_custom_value=True)
-            with gr.Accordion("…or upload zips of class folders", open=False):
+            with gr.Accordion(f"…or upload zips of class folders (up to {MAX_ZIP_BYTES // 2**20} MiB)", open=False):
                 source_zip = gr.File(label="Source zip", file_types=[".zip"], height=120)
                 target_zip = gr.File(label="Target zip", file_types=[".zip"], height=120)
             with gr.Row():
