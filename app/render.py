@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 
 import matplotlib
 import numpy as np
-from PIL import Image
 
+from app.images import png_bytes
 from tada_core.inference import AttentionResult
-from tada_core.viz import color_range, overlay_attention
+from tada_core.viz import color_range, colormap_table, overlay_attention
 
 COLORMAPS = ("jet", "turbo", "viridis", "inferno", "magma", "plasma", "coolwarm")
 DISPLAY_SIDE = 224
@@ -49,12 +48,6 @@ def overlay_array(
     return overlay_attention(image, result.grid, cmap=cmap, alpha=alpha, mode=mode, normalize=normalize)
 
 
-def png_bytes(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG", optimize=False)
-    return buffer.getvalue()
-
-
 def data_uri(array: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(png_bytes(array)).decode("ascii")
 
@@ -78,12 +71,14 @@ def colorbar_html(cmap: str, low: str = "0", high: str = "1", label: str = "loca
 def grid_html(grid: np.ndarray, cmap: str = "jet", normalize: bool = False) -> str:
     """The h×w attention grid as a table of coloured cells with their values."""
     lo, hi = color_range(grid, normalize=normalize)
-    colormap = matplotlib.colormaps[cmap]
+    values = np.asarray(grid, dtype=float)
+    table = colormap_table(cmap)
+    index = np.minimum((np.clip((values - lo) / (hi - lo), 0.0, 1.0) * len(table)).astype(np.intp), len(table) - 1)
     rows = []
-    for row in np.asarray(grid, dtype=float):
+    for row, row_index in zip(values, index, strict=True):
         cells = []
-        for value in row:
-            color = colormap(float(np.clip((value - lo) / (hi - lo), 0.0, 1.0)))
+        for value, i in zip(row, row_index, strict=True):
+            color = table[i]
             luminance = 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2]
             ink = "#000" if luminance > 0.5 else "#fff"
             cells.append(f'<td style="background:{_rgb(color)};color:{ink}">{value:.2f}</td>')
