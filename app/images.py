@@ -21,19 +21,38 @@ import os
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 SWEEP_EVERY_S = 60.0
+ENCODED_CACHE_SIZE = 64
+_encoded: OrderedDict[bytes, bytes] = OrderedDict()  # pixels digest → PNG: a pure memo
+_encoded_lock = threading.Lock()
 
 
 def png_bytes(array: np.ndarray) -> bytes:
-    """``uint8`` (H, W, 3) RGB (or (H, W) grey) → PNG bytes (fast zlib level, no optimisation pass)."""
+    """``uint8`` (H, W, 3) RGB (or (H, W) grey) → PNG bytes (fast zlib level, no optimisation pass).
+
+    The last few encodings are remembered by a digest of the pixels: a request shows each overlay
+    twice (inline in its card and as a gallery file) and many visitors send the same images.
+    """
+    array = np.ascontiguousarray(array)
+    key = hashlib.blake2b(repr((array.shape, array.dtype.str)).encode() + array.tobytes(), digest_size=20).digest()
+    with _encoded_lock:
+        if key in _encoded:
+            _encoded.move_to_end(key)
+            return _encoded[key]
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
+    data = buffer.getvalue()
+    with _encoded_lock:
+        _encoded[key] = data
+        while len(_encoded) > ENCODED_CACHE_SIZE:
+            _encoded.popitem(last=False)
+    return data
 
 
 class ImageStore:
@@ -67,7 +86,7 @@ class ImageStore:
 
     def png(self, array: np.ndarray) -> str:
         """Encode ``array`` as PNG and store it (see :meth:`put`)."""
-        return self.put(png_bytes(np.ascontiguousarray(array)))
+        return self.put(png_bytes(array))
 
     def _sweep(self) -> None:
         now = time.time()
