@@ -35,9 +35,13 @@ def training_curves(ctx: AppContext, job: Job) -> str:
     key = (job.id, job.version)
     with _curves_lock:
         last = _curves_cache.get("last")
-        if last is not None and (
-            last[0] == key
-            or (last[0][0] == job.id and job.status in ACTIVE and time.time() - last[2] < CURVES_MIN_INTERVAL_S)
+        if (
+            last is not None
+            and Path(last[1]).is_file()
+            and (  # an unused file is swept after an hour
+                last[0] == key
+                or (last[0][0] == job.id and job.status in ACTIVE and time.time() - last[2] < CURVES_MIN_INTERVAL_S)
+            )
         ):
             return last[1]
         path = ctx.images.png(curves_image(job.losses, job.evals))
