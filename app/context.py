@@ -12,6 +12,7 @@ import torch
 
 from app.checkpoints import CheckpointRegistry, default_shipped_dir
 from app.domains import DomainCatalog
+from app.images import ImageStore
 from app.jobs import JobManager, job_manager
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
@@ -32,6 +33,7 @@ class AppContext:
     jobs: JobManager
     runs_dir: Path
     scratch_dir: Path
+    images: ImageStore  # result PNGs, written once under their content hash
     examples: dict[str, list[str]]
     notices: list[str] = field(default_factory=list)  # problems found at start-up, shown on top
     device: str = "cpu"
@@ -56,6 +58,7 @@ class AppContext:
             jobs=jobs or job_manager(),
             runs_dir=runs_dir,
             scratch_dir=Path(tempfile.gettempdir()) / "tada-app",
+            images=ImageStore(Path(tempfile.gettempdir()) / "tada-app-images", max_age_s=SCRATCH_MAX_AGE_S),
             examples=example_images(),
             device="cuda" if torch.cuda.is_available() else "cpu",
         )

@@ -1,43 +1,44 @@
-"""One training job at a time for the whole server, run in a background thread.
+"""One training job at a time for the whole server, run in a child process.
 
 The :class:`JobManager` (one per process: :func:`job_manager`) owns the job; every browser
 session and API client sees the same job through :meth:`JobManager.status` and
 :meth:`JobManager.view`, polled by a ``gr.Timer``. A second start while a job runs is refused
-with :class:`JobBusyError`; closing the browser does not touch the thread; a stop sets the
-``should_stop`` event, so :func:`tada_core.train.train` saves ``last.safetensors`` and returns.
+with :class:`JobBusyError`; closing the browser does not touch the job.
 
-While it runs, a :class:`tada_core.train.Callback` records the losses, the evaluations, a log
-and — at every evaluation — the attention overlay of one fixed source and one fixed target
-probe image, computed with the live model.
+The training itself runs in a ``spawn``-ed child process (:func:`app.job_worker.run_job`), so a
+job that runs out of memory, crashes or is killed cannot take the web server with it: a monitor
+thread applies the child's events (progress, losses, evaluations, log lines, the attention of one
+fixed source and one fixed target probe image) to the job, and when the child's pipe closes
+without a final event the job is marked ``failed`` with the child's exit code in words. A stop
+sets a shared event: the child saves ``last.safetensors`` and ends as ``stopped``.
 """
 
 from __future__ import annotations
 
 import copy
-import logging
+import multiprocessing
+import os
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Event
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
-from app.render import overlay_array
-from tada_core.checkpoint import CheckpointInfo
+from app.job_worker import run_job
 from tada_core.config import TADAConfig
 from tada_core.errors import TadaError
-from tada_core.inference import AttentionResult, predict_attention
 from tada_core.run_data import RunData, norm_for
-from tada_core.train import Callback, Run, TrainResult, train
-from tada_core.views import range_text, value_ranges
-
-log = logging.getLogger(__name__)
 
 ACTIVE = ("starting", "running", "stopping")
-MAX_LOSS_POINTS = 300
 MAX_LOG_LINES = 400
+POLL_S = 0.5
+CONTEXT = multiprocessing.get_context("spawn")  # torch and threads: never fork the server
 
 
 class JobBusyError(TadaError):
@@ -67,116 +68,42 @@ class Job:
     version: int = 0  # bumped when the curves or probes change (the UI redraws then)
     encoded: int = 0  # frozen-backbone mode: images encoded so far, of encode_total (before step 1)
     encode_total: int = 0
+    pid: int | None = None  # the training process
 
 
-def probe_images(data: RunData, config: TADAConfig) -> list[Image.Image]:
+def probe_images(data: RunData, config: TADAConfig) -> list[np.ndarray]:
     """The first evaluation image of the source and of the target, as the model sees them."""
     mean, std = (torch.tensor(v).view(3, 1, 1) for v in norm_for(config))
     images = []
     for domain in (data.source_eval, data.target_eval):
         tensor, _ = domain.dataset[0]  # (3, S, S) normalised
         pixels = (tensor * std + mean).clamp(0, 1).mul(255).round().to(torch.uint8)
-        images.append(Image.fromarray(pixels.permute(1, 2, 0).numpy()))
+        images.append(pixels.permute(1, 2, 0).numpy())  # (S, S, 3) uint8 RGB
     return images
 
 
-def describe(result: AttentionResult) -> str:
-    """One line: prediction, m and P(source)."""
-    text = f"predicted {result.predicted} ({float(result.probs.max()):.0%})"
-    if result.global_attention is not None:
-        text += f" · m {result.global_attention:.2f}"
-    if result.domain_prob is not None:
-        text += f" · P(source) {result.domain_prob:.2f}"
-    if result.grid is None:
-        text += " · no local attention in this variant"
-    return text
-
-
-class _Recorder(Callback):
-    """Feeds the job state from inside :func:`train` (runs in the job's thread)."""
-
-    def __init__(self, manager: JobManager, job: Job, probes: list[Image.Image]) -> None:
-        self.manager, self.job, self.probes = manager, job, probes
-        iters = job.config.train.iters
-        self.stride = max(1, -(-iters // MAX_LOSS_POINTS))
-        self.every = max(1, iters // 20)
-        self.pending: dict[str, list[float]] = {}
-        self.tick = time.time()
-
-    def on_cache(self, done: int, total: int) -> None:
-        self.manager._update(self.job, encoded=done, encode_total=total)
-        if done == total:
-            self.manager._log(self.job, f"encoded {total} images once with the frozen backbone")
-
-    def on_start(self, run: Run) -> None:
-        self.manager._update(self.job, status="running", step=run.step)
-        tc = run.config.train
-        self.manager._log(
-            self.job,
-            f"started {run.config.variant} ({run.config.backbone}) {tc.source} → {tc.target}: {tc.iters} steps, "
-            f"batch {tc.batch_size}+{tc.batch_size}, lr {tc.optim.lr:g}, λ {run.config.trade_off:g}, "
-            f"γ {run.config.gamma:g}, device {tc.device}; run folder {run.out_dir}",
-        )
-        self._probe(run)
-
-    def on_step(self, run: Run, logs: dict[str, float]) -> None:
-        for key, value in logs.items():
-            self.pending.setdefault(key, []).append(float(value))
-        changes: dict = {"step": run.step, "last_logs": dict(logs)}
-        if run.step % self.stride == 0 or run.step == run.config.train.iters:
-            point = {"step": run.step, **{k: sum(v) / len(v) for k, v in self.pending.items()}}
-            self.pending = {}
-            with self.manager._lock:
-                self.job.losses.append(point)
-                self.job.version += 1
-        self.manager._update(self.job, **changes)
-        if run.step % self.every == 0:
-            now = time.time()
-            rate = self.every / max(now - self.tick, 1e-9)
-            self.tick = now
-            self.manager._log(
-                self.job, f"step {run.step}/{run.config.train.iters}: loss {logs['total']:.4f} ({rate:.1f} steps/s)"
-            )
-
-    def on_eval(self, run: Run, record: dict) -> None:
-        with self.manager._lock:
-            self.job.evals.append(dict(record))
-            self.job.checkpoint = run.out_dir / "best.safetensors"
-            self.job.version += 1
-        self.manager._log(
-            self.job,
-            f"evaluated at step {record['step']}: target accuracy {record['target_accuracy']:.1f}%, "
-            f"source {record['source_accuracy']:.1f}% (best target {record['best_target_accuracy']:.1f}%)",
-        )
-        self._probe(run)
-
-    def on_end(self, run: Run, result: TrainResult) -> None:
-        best = result.best or result.last
-        self.manager._update(self.job, checkpoint=best)
-
-    def _probe(self, run: Run) -> None:
-        info = CheckpointInfo(config=run.config, class_names=run.data.class_names)
-        results = predict_attention(run.model, info, self.probes, top_k=3)
-        ranges = value_ranges([result.grid for result in results], "shared")  # one colour scale for both
-        probes, notes = {}, {}
-        for role, result, value_range in zip(("source", "target"), results, ranges, strict=True):
-            probes[role] = overlay_array(result, value_range=value_range, side=224)
-            scale = f" · w colour scale {' – '.join(range_text(value_range))} (shared)" if value_range else ""
-            notes[role] = f"**{role}** probe: {describe(result)}{scale}"
-            Image.fromarray(probes[role]).save(run.out_dir / f"probe_{role}.png")
-        with self.manager._lock:
-            self.job.probes, self.job.probe_notes, self.job.probes_step = probes, notes, run.step
-            self.job.version += 1
+def exit_reason(code: int | None) -> str:
+    """A child's exit code in words."""
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        if -code == signal.SIGKILL:
+            return f"was killed ({name}; most often the machine ran out of memory)"
+        return f"was killed ({name})"
+    return f"exited with code {code} without a result"
 
 
 class JobManager:
-    """Owns at most one running training job; thread-safe."""
+    """Owns at most one training job and its child process; thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._job: Job | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._process: BaseProcess | None = None
+        self._monitor: threading.Thread | None = None
+        self._stop: Event | None = None  # created per job
         self._counter = 0
 
     @property
@@ -197,7 +124,7 @@ class JobManager:
                 )
 
     def start(self, config: TADAConfig, data: RunData) -> Job:
-        """Start training ``config`` on ``data`` in a background thread.
+        """Start training ``config`` in a child process (which loads the domains of ``config`` again).
 
         Raises:
             JobBusyError: another job is still running (nothing is queued).
@@ -207,30 +134,72 @@ class JobManager:
             self.check_idle()
             self._counter += 1
             job = Job(id=f"job-{self._counter}", config=config, out_dir=Path(config.train.out))
-            self._job = job
-            self._stop = threading.Event()
-            self._thread = threading.Thread(
-                target=self._run, args=(job, config, data, probes, self._stop), name=f"tada-{job.id}", daemon=True
+            receive, send = CONTEXT.Pipe(duplex=False)
+            self._stop = CONTEXT.Event()
+            process = CONTEXT.Process(
+                target=run_job,
+                args=(config, probes, send, self._stop, os.getpid()),
+                name=f"tada-{job.id}",
+                daemon=True,
             )
-            self._thread.start()
+            process.start()
+            send.close()  # the child holds the only writing end: its exit closes the pipe
+            job.pid = process.pid
+            self._job, self._process = job, process
+            self._monitor = threading.Thread(
+                target=self._follow, args=(job, process, receive), name=f"tada-{job.id}-monitor", daemon=True
+            )
+            self._monitor.start()
         return job
 
-    def _run(self, job: Job, config: TADAConfig, data: RunData, probes: list, stop: threading.Event) -> None:
-        try:
-            result = train(config, callbacks=[_Recorder(self, job, probes)], should_stop=stop.is_set, data=data)
-        except TadaError as err:
-            self._finish(job, "failed", f"training failed: {err}", error=str(err))
-        except Exception as err:
-            log.exception("training job %s crashed", job.id)
-            message = f"unexpected {type(err).__name__}: {err}"
-            self._finish(job, "failed", f"training crashed: {message} (details in the server log)", error=message)
-        else:
-            status = "stopped" if result.stopped else "finished"
-            accuracy = result.final.get("target_accuracy")
-            summary = f"{status} after {result.steps} steps"
-            if accuracy is not None:
-                summary += f": target accuracy {accuracy:.1f}%, best {result.best_accuracy:.1f}%"
-            self._finish(job, status, f"{summary}; checkpoint {result.best or result.last}")
+    def _follow(self, job: Job, process: BaseProcess, receive: Connection) -> None:
+        """Apply the child's events to ``job`` until its pipe closes; a silent end is a failure."""
+        ended = False
+        with receive:
+            while True:
+                try:
+                    if not receive.poll(POLL_S):
+                        continue
+                    kind, payload = receive.recv()
+                except (EOFError, OSError):
+                    break
+                ended = self._apply(job, kind, payload) or ended
+        process.join()
+        if not ended:
+            reason = f"the training process {exit_reason(process.exitcode)}"
+            self._finish(job, "failed", f"training failed: {reason}; the server is fine, start a new job", reason)
+
+    def _apply(self, job: Job, kind: str, payload) -> bool:
+        """Apply one event of :mod:`app.job_worker`; True for the final one."""
+        if kind == "log":
+            self._log(job, payload)
+        elif kind == "update":
+            if "checkpoint" in payload:
+                payload = {**payload, "checkpoint": Path(payload["checkpoint"])}
+            with self._lock:
+                if job.status == "stopping":  # a stop was asked for before the child said "running"
+                    payload = {k: v for k, v in payload.items() if k != "status"}
+                self._update(job, **payload)
+        elif kind == "loss":
+            with self._lock:
+                job.losses.append(payload)
+                job.version += 1
+        elif kind == "eval":
+            record, checkpoint = payload
+            with self._lock:
+                job.evals.append(record)
+                job.checkpoint = Path(checkpoint)
+                job.version += 1
+        elif kind == "probes":
+            overlays, notes, step = payload
+            with self._lock:
+                job.probes, job.probe_notes, job.probes_step = overlays, notes, step
+                job.version += 1
+        elif kind == "end":
+            status, line, error = payload
+            self._finish(job, status, line, error=error)
+            return True
+        return False
 
     def _finish(self, job: Job, status: str, line: str, error: str | None = None) -> None:
         self._log(job, line)
@@ -255,7 +224,8 @@ class JobManager:
             job = self._job
             if job is None or job.status not in ACTIVE:
                 return False
-            self._stop.set()
+            if self._stop is not None:
+                self._stop.set()
             if job.status != "stopping":
                 job.status = "stopping"
                 job.version += 1
@@ -263,10 +233,10 @@ class JobManager:
         return True
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait for the job's thread; True when no job is running any more."""
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
+        """Wait for the job's process to end and be accounted for; True when no job is running any more."""
+        monitor = self._monitor
+        if monitor is not None:
+            monitor.join(timeout)
         return not self.busy
 
     def view(self) -> Job | None:

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 import gradio as gr
+import torch
 
 from app.context import EXAMPLES_DIR, AppContext
 from app.domains import MAX_ZIP_BYTES
@@ -26,6 +27,7 @@ from app.ui import NONE, checkpoint_choices, refreshed_dropdown
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
+INFERENCE_THREADS = 1
 THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="rose", neutral_hue="slate")
 HEADER = (
     "# TADA Studio\n"
@@ -109,8 +111,15 @@ def launch(
     prevent_thread_lock: bool = False,
     quiet: bool = False,
 ):
-    """Serve ``demo`` offline (no analytics, no share link, no SSR) with the app's theme and CSS."""
+    """Serve ``demo`` offline (no analytics, no share link, no SSR) with the app's theme and CSS.
+
+    PyTorch runs one thread per request in this process (``INFERENCE_THREADS``): requests are
+    small and run side by side, and on a busy machine every parallel operator of a multi-threaded
+    forward waits for a descheduled thread (a 2-image LeNet request took 10× longer with 2 threads
+    on 2 loaded cores; ``docs/bench/attention_profile.json``). Training runs in its own process.
+    """
     host, port = resolve_address(host, port)
+    torch.set_num_threads(INFERENCE_THREADS)
     demo.queue(default_concurrency_limit=4)
     return demo.launch(
         server_name=host,

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 
 import matplotlib
 import numpy as np
-from PIL import Image
 
+from app.images import png_bytes
 from tada_core.inference import AttentionResult
 from tada_core.views import SCALE_NAMES, VIEWS, range_text, view_grid
-from tada_core.viz import overlay_attention
+from tada_core.viz import colormap_table, overlay_attention
 
 COLORMAPS = ("jet", "turbo", "viridis", "inferno", "magma", "plasma", "coolwarm")
 DISPLAY_SIDE = 224
@@ -55,12 +54,6 @@ def overlay_array(
     return overlay_attention(image, grid, cmap=cmap, alpha=alpha, mode=mode, vmin=lo, vmax=hi)
 
 
-def png_bytes(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG", optimize=False)
-    return buffer.getvalue()
-
-
 def data_uri(array: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(png_bytes(array)).decode("ascii")
 
@@ -86,13 +79,15 @@ def grid_html(
 ) -> str:
     """The h×w grid of a view as a table of coloured cells with their values, coloured over ``value_range``."""
     lo, hi = value_range
-    decimals = 3 if float(np.abs(grid).max()) < 0.1 else 2  # a fooled discriminator's w stays readable
-    colormap = matplotlib.colormaps[cmap]
+    values = np.asarray(grid, dtype=float)
+    decimals = 3 if float(np.abs(values).max()) < 0.1 else 2  # a fooled discriminator's w stays readable
+    table = colormap_table(cmap)  # (N, 3) RGB in [0, 1]: the colour of t is table[min(floor(t·N), N − 1)]
+    index = np.minimum((np.clip((values - lo) / (hi - lo), 0.0, 1.0) * len(table)).astype(np.intp), len(table) - 1)
     rows = []
-    for row in np.asarray(grid, dtype=float):
+    for row, row_index in zip(values, index, strict=True):
         cells = []
-        for value in row:
-            color = colormap(float(np.clip((value - lo) / (hi - lo), 0.0, 1.0)))
+        for value, i in zip(row, row_index, strict=True):
+            color = table[i]
             luminance = 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2]
             ink = "#000" if luminance > 0.5 else "#fff"
             cells.append(f'<td style="background:{_rgb(color)};color:{ink}">{value:.{decimals}f}</td>')

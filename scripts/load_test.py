@@ -1,21 +1,27 @@
 """Load benchmark of the web app: concurrent and sustained Attention requests against `tada app`.
 
-    .venv/bin/python scripts/load_test.py [--out docs/bench/load.json] [--concurrent 20] [--sequential 200]
+    .venv/bin/python scripts/load_test.py [--label after] [--out docs/bench/load.json]
+                                          [--concurrent 20] [--sequential 200] [--app-root DIR]
 
-Starts ``tada app`` in a subprocess on a free loopback port (the shipped checkpoint when
-``checkpoints/`` has one, else a random LeNet TADA checkpoint saved to a temporary folder and
-passed with ``--checkpoint``), then
+Starts the app (``python -m tada_core app`` of ``--app-root``, default this checkout, so another
+checkout — the code before a change — can be measured with the same client) in a subprocess on a
+free loopback port with the shipped checkpoints when ``checkpoints/`` has them, else a random
+LeNet TADA checkpoint passed with ``--checkpoint``. Each request is what a new visitor sends: one
+source + one target example image, the app's default checkpoint and its default "compare with"
+checkpoint (2 forwards), other options default, and the result images downloaded as a browser
+does (``--no-downloads`` switches that off). Then
 
 1. fires ``--concurrent`` Attention requests at once, each from its own thread and its own
-   ``gradio_client.Client`` (one source + one target example image each): all must succeed;
-   reports p50 / p95 / max latency;
-2. sends ``--sequential`` requests one after another from one client, sampling the server
-   process's resident memory (``/proc/PID/status`` VmRSS) every 20 requests and at request 50:
-   reports the peak and the growth from request 50 to the last.
+   ``gradio_client.Client``: reports how many succeeded, the errors, p50 / p95 / max latency;
+2. sends ``--sequential`` requests one after another from one client (p50 of these is the
+   latency of one request alone), sampling the server process's resident memory
+   (``/proc/PID/status`` VmRSS) every 20 requests and at request 50: reports the peak and the
+   growth from request 50 to the last.
 
-Writes the numbers as JSON to ``--out`` and prints a summary. It is a benchmark, not a test: it
-exits non-zero only when a request fails or the time budget (``--timeout``) runs out. The server
-is stopped at the end in every case.
+Writes the numbers as JSON under ``--label`` in ``--out`` (other labels there are kept, so a
+"before" and an "after" run sit side by side) and prints a summary. It is a benchmark, not a
+test: it exits non-zero when a request fails or the time budget (``--timeout``) runs out. The
+server is stopped at the end in every case.
 """
 
 from __future__ import annotations
@@ -53,9 +59,9 @@ def rss_mib(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
-def pick_checkpoint(folder: Path) -> tuple[list[str], str]:
+def pick_checkpoint(folder: Path, app_root: Path) -> tuple[list[str], str]:
     """``--checkpoint`` flags for the app and a description: shipped if present, else a random LeNet."""
-    shipped = sorted((ROOT / "checkpoints").glob("*.safetensors"))
+    shipped = sorted((app_root / "checkpoints").glob("*.safetensors"))
     if shipped:
         return [], f"the app's default among the shipped checkpoints/ ({', '.join(p.name for p in shipped)})"
     from tada_core.checkpoint import CheckpointInfo, save_checkpoint
@@ -68,36 +74,42 @@ def pick_checkpoint(folder: Path) -> tuple[list[str], str]:
     return ["--checkpoint", str(path)], "random lenet (tada), no shipped checkpoint in checkpoints/"
 
 
-def start_server(port: int, folder: Path, flags: list[str], log) -> subprocess.Popen:
-    tada = Path(sys.executable).parent / "tada"
-    command = [str(tada)] if tada.is_file() else [sys.executable, "-m", "tada_core"]
-    command += ["app", "--host", "127.0.0.1", "--port", str(port), *flags]
+def start_server(port: int, folder: Path, flags: list[str], log, app_root: Path) -> subprocess.Popen:
+    """``python -m tada_core app`` importing the code of ``app_root`` (not whatever is installed)."""
+    command = [sys.executable, "-m", "tada_core", "app", "--host", "127.0.0.1", "--port", str(port), *flags]
     command += ["--runs-dir", str(folder / "runs"), "--data-root", str(folder / "data")]
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    path = os.pathsep.join(filter(None, [str(app_root), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": path}
     return subprocess.Popen(command, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def wait_until_up(url: str, server: subprocess.Popen, deadline: float):
+def new_client(url: str, downloads: Path | None):
     from gradio_client import Client
 
+    if downloads is None:
+        return Client(url, verbose=False, analytics_enabled=False, download_files=False)
+    return Client(url, verbose=False, analytics_enabled=False, download_files=str(downloads))
+
+
+def wait_until_up(url: str, server: subprocess.Popen, deadline: float, downloads: Path | None):
     while time.time() < deadline:
         if server.poll() is not None:
             raise RuntimeError(f"the app exited with code {server.returncode} before serving")
         try:
-            return Client(url, verbose=False, analytics_enabled=False, download_files=False)
+            return new_client(url, downloads)
         except Exception:  # not listening yet
             time.sleep(0.5)
     raise TimeoutError("the app did not start in time")
 
 
-def attention(client, checkpoint: str, images: dict[str, str], timeout: float) -> float:
+def attention(client, checkpoints: tuple[str, str], images: dict[str, str], timeout: float) -> float:
     """One Attention request; its latency in seconds."""
     from gradio_client import handle_file
 
     start = time.perf_counter()
     job = client.submit(
-        checkpoint=checkpoint,
-        compare_with="(none)",
+        checkpoint=checkpoints[0],
+        compare_with=checkpoints[1],
         source_files=[handle_file(images["source"])],
         target_files=[handle_file(images["target"])],
         cmap="jet",
@@ -108,8 +120,9 @@ def attention(client, checkpoint: str, images: dict[str, str], timeout: float) -
         api_name="/attention",
     )
     _, gallery, values = job.result(timeout=timeout)
-    if len(gallery) != 2 or len(values["results"]) != 2:
-        raise RuntimeError(f"unexpected answer: {len(gallery)} overlays")
+    expected = 2 * len({name for name in checkpoints if name != "(none)"})
+    if len(gallery) != expected or len(values["results"]) != expected:
+        raise RuntimeError(f"unexpected answer: {len(gallery)} overlays, {expected} expected")
     return time.perf_counter() - start
 
 
@@ -124,18 +137,18 @@ def stats(latencies: list[float]) -> dict:
     }
 
 
-def concurrent_phase(url: str, checkpoint: str, images: dict, n: int, deadline: float) -> dict:
-    from gradio_client import Client
-
+def concurrent_phase(url: str, checkpoints, images: dict, n: int, deadline: float, downloads: Path | None) -> dict:
     latencies: list[float | None] = [None] * n
     errors: list[str] = []
     ready = threading.Barrier(n)
 
     def one(i: int) -> None:
         try:
-            client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+            client = new_client(url, downloads / f"c{i}" if downloads else None)
             ready.wait(timeout=max(1.0, deadline - time.time()))
-            latencies[i] = attention(client, checkpoint, images, timeout=max(1.0, deadline - time.time()))
+            latencies[i] = attention(client, checkpoints, images, timeout=max(1.0, deadline - time.time()))
+        except threading.BrokenBarrierError:
+            errors.append(f"request {i}: not sent (another client failed before the start)")
         except Exception as err:  # counted and reported
             errors.append(f"request {i}: {type(err).__name__}: {err}")
             ready.abort()
@@ -156,10 +169,13 @@ def concurrent_phase(url: str, checkpoint: str, images: dict, n: int, deadline: 
     return {**result, "latencies_s": sorted(round(x, 3) for x in done)}
 
 
-def sequential_phase(client, checkpoint: str, pid: int, images: dict, n: int, deadline: float) -> dict:
-    latencies, samples = [], [{"request": 0, "rss_mib": round(rss_mib(pid), 1)}]
+def sequential_phase(client, checkpoints, pid: int, images: dict, n: int, deadline: float) -> dict:
+    latencies, errors, samples = [], [], [{"request": 0, "rss_mib": round(rss_mib(pid), 1)}]
     for i in range(1, n + 1):
-        latencies.append(attention(client, checkpoint, images, timeout=max(1.0, deadline - time.time())))
+        try:
+            latencies.append(attention(client, checkpoints, images, timeout=max(1.0, deadline - time.time())))
+        except Exception as err:  # counted and reported
+            errors.append(f"request {i}: {type(err).__name__}: {err}")
         if i % SAMPLE_EVERY == 0 or i == 50:
             samples.append({"request": i, "rss_mib": round(rss_mib(pid), 1)})
         if time.time() > deadline:
@@ -168,7 +184,8 @@ def sequential_phase(client, checkpoint: str, pid: int, images: dict, n: int, de
     return {
         "requests": n,
         "succeeded": len(latencies),
-        **stats(latencies),
+        "errors": errors,
+        **(stats(latencies) if latencies else {}),
         "rss_samples": samples,
         "peak_rss_mib": max(at.values()),
         "rss_growth_50_to_last_mib": round(at[n] - at[50], 1) if n >= 50 else None,
@@ -178,31 +195,39 @@ def sequential_phase(client, checkpoint: str, pid: int, images: dict, n: int, de
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(ROOT / "docs" / "bench" / "load.json"))
+    parser.add_argument("--label", default="after", help="key of this run in --out (e.g. before, after)")
+    parser.add_argument("--app-root", default=str(ROOT), help="the checkout whose app is measured")
+    parser.add_argument("--compare", default=None, help="second checkpoint ('(none)' for one); default: the app's")
+    parser.add_argument("--no-downloads", action="store_true", help="do not download the result images")
     parser.add_argument("--concurrent", type=int, default=20)
     parser.add_argument("--sequential", type=int, default=200)
     parser.add_argument("--timeout", type=float, default=900.0, help="time budget for the whole run, seconds")
+    parser.add_argument("--note", default="CPU only; the 2 cores were shared with other engineers' jobs")
     args = parser.parse_args(argv)
     deadline = time.time() + args.timeout
+    app_root = Path(args.app_root).resolve()
     images = {role: str(next(iter(sorted(EXAMPLES.glob(f"{role}_*.png"))))) for role in ("source", "target")}
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="tada-load-") as tmp:
         folder = Path(tmp)
-        flags, checkpoint_text = pick_checkpoint(folder)
+        downloads = None if args.no_downloads else folder / "downloads"
+        flags, checkpoint_text = pick_checkpoint(folder, app_root)
         port = free_port()
         url = f"http://127.0.0.1:{port}/"
         log_path = folder / "server.log"
         with log_path.open("wb") as log:
-            server = start_server(port, folder, flags, log)
+            server = start_server(port, folder, flags, log, app_root)
         try:
             started = time.perf_counter()
-            client = wait_until_up(url, server, deadline)
+            client = wait_until_up(url, server, deadline, downloads / "seq" if downloads else None)
             startup = time.perf_counter() - started
-            api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/attention"]
-            checkpoint = api["parameters"][0]["parameter_default"]  # the app's default checkpoint
-            attention(client, checkpoint, images, timeout=max(1.0, deadline - time.time()))  # warm-up: loads it
+            parameters = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/attention"]
+            defaults = [p["parameter_default"] for p in parameters["parameters"][:2]]  # the app's default pair
+            checkpoints = (defaults[0], args.compare or defaults[1])
+            attention(client, checkpoints, images, timeout=max(1.0, deadline - time.time()))  # warm-up: loads them
             rss_idle = rss_mib(server.pid)
-            concurrent = concurrent_phase(url, checkpoint, images, args.concurrent, deadline)
-            sequential = sequential_phase(client, checkpoint, server.pid, images, args.sequential, deadline)
+            concurrent = concurrent_phase(url, checkpoints, images, args.concurrent, deadline, downloads)
+            sequential = sequential_phase(client, checkpoints, server.pid, images, args.sequential, deadline)
         except BaseException:
             print(log_path.read_text()[-3000:], file=sys.stderr)
             raise
@@ -213,16 +238,19 @@ def main(argv: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait(15)
+        server_log = log_path.read_text(errors="replace")
     import gradio
     import torch
 
     report = {
         "what": "Attention API requests (1 source + 1 target example image, 28x28) against `tada app` on loopback",
-        "checkpoint": f"{checkpoint}: {checkpoint_text}",
+        "checkpoints": f"{' vs '.join(checkpoints)}: {checkpoint_text}",
+        "downloads": not args.no_downloads,
+        "app_root": str(app_root),
         "machine": {
             "cpus": os.cpu_count(),
             "load_average_before": [round(x, 2) for x in load_before],
-            "note": "CPU only; the cores were shared with a long-running benchmark",
+            "note": args.note,
             "python": platform.python_version(),
             "torch": torch.__version__,
             "gradio": gradio.__version__,
@@ -230,28 +258,35 @@ def main(argv: list[str] | None = None) -> int:
         },
         "startup_s": round(startup, 1),
         "rss_after_warmup_mib": round(rss_idle, 1),
+        "server_log_cut_off_responses": server_log.count("Too little data for declared Content-Length"),
         "concurrent": concurrent,
         "sequential": sequential,
-        "date": time.strftime("%Y-%m-%d"),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    runs = json.loads(out.read_text()) if out.is_file() else {}
+    if "concurrent" in runs:  # a file written before runs had labels
+        runs = {"earlier": runs}
+    runs[args.label] = report
+    out.write_text(json.dumps(runs, indent=2) + "\n")
     c, s = concurrent, sequential
-    print(f"checkpoint {report['checkpoint']}; server up in {report['startup_s']} s")
+    print(f"{args.label}: checkpoints {report['checkpoints']}; server up in {report['startup_s']} s")
     if "p50_s" in c:
         print(
             f"{c['requests']} concurrent: {c['succeeded']} ok · p50 {c['p50_s']} s · p95 {c['p95_s']} s · "
             f"max {c['max_s']} s · {c['throughput_req_per_s']} requests/s"
         )
-    print(
-        f"{s['requests']} sequential: {s['succeeded']} ok · p50 {s['p50_s']} s · p95 {s['p95_s']} s · "
-        f"peak RSS {s['peak_rss_mib']} MiB · growth request 50→{s['requests']}: {s['rss_growth_50_to_last_mib']} MiB"
-    )
-    print(f"wrote {args.out}")
-    ok = not c["errors"] and c["succeeded"] == c["requests"] and s["succeeded"] == s["requests"]
-    if c["errors"]:
-        print("errors:\n  " + "\n  ".join(c["errors"]), file=sys.stderr)
-    return 0 if ok else 1
+    if "p50_s" in s:
+        print(
+            f"{s['requests']} sequential: {s['succeeded']} ok · p50 {s['p50_s']} s · p95 {s['p95_s']} s · "
+            f"peak RSS {s['peak_rss_mib']} MiB · growth request 50→{s['requests']}: {s['rss_growth_50_to_last_mib']} MiB"
+        )
+    print(f"cut-off responses in the server log: {report['server_log_cut_off_responses']}; wrote {args.out}")
+    errors = c["errors"] + s["errors"]
+    if errors:
+        print("errors:\n  " + "\n  ".join(errors[:20]), file=sys.stderr)
+    return 0 if not errors and c["succeeded"] == c["requests"] and s["succeeded"] == s["requests"] else 1
 
 
 if __name__ == "__main__":

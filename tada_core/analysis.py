@@ -113,6 +113,10 @@ def collect_features(
     )
 
 
+EARLY_EXAGGERATION_ITER = 100
+ITERATIONS = 300
+
+
 def tsne_embed(
     features: np.ndarray,
     *,
@@ -121,6 +125,12 @@ def tsne_embed(
     n_jobs: int = 1,
 ) -> np.ndarray:
     """2-D t-SNE (openTSNE) of ``features`` after PCA to at most 50 dimensions.
+
+    400 gradient steps (``EARLY_EXAGGERATION_ITER`` + ``ITERATIONS``, openTSNE's default is
+    250 + 500): with openTSNE's automatic learning rate N/12 a few thousand points have
+    converged by then. On the shipped checkpoints' features (1,000 MNIST + 1,000 MNIST-M) the
+    embedding is as faithful as with the defaults — trustworthiness@10 0.9836 vs 0.9842,
+    10-NN class accuracy 0.680 vs 0.682 — in 0.56× the time (docs/RESULTS.md).
 
     Deterministic given ``seed`` (PCA, initialisation and optimisation all use it). The
     perplexity is lowered to (N − 1) / 3 for small N, as t-SNE requires.
@@ -146,6 +156,8 @@ def tsne_embed(
         n_components=2,
         perplexity=min(perplexity, (len(x) - 1) / 3.0),
         initialization="pca",
+        early_exaggeration_iter=EARLY_EXAGGERATION_ITER,
+        n_iter=ITERATIONS,
         random_state=seed,
         n_jobs=n_jobs,
         verbose=False,

@@ -15,6 +15,7 @@ Conventions:
 
 from __future__ import annotations
 
+import functools
 import io
 from typing import TYPE_CHECKING
 
@@ -46,6 +47,7 @@ __all__ = [
     "TsnePanel",
     "attention_figure",
     "color_range",
+    "colormap_table",
     "domain_attention_figure",
     "figure_to_array",
     "figure_to_png",
@@ -66,6 +68,19 @@ def _colormap(name: str) -> matplotlib.colors.Colormap:
         return matplotlib.colormaps[name]
     except KeyError:
         raise ValueError(f"unknown colormap {name!r}; use a matplotlib name such as 'jet' or 'viridis'") from None
+
+
+@functools.lru_cache(maxsize=64)
+def colormap_table(name: str) -> np.ndarray:
+    """The colormap's N colours as an (N, 3) float RGB table in [0, 1], read-only.
+
+    ``table[min(floor(t·N), N − 1)]`` is exactly what ``matplotlib.colormaps[name](t)`` returns
+    for t ∈ [0, 1], at a fraction of its cost (no masking, no RGBA, no per-call set-up).
+    """
+    colormap = _colormap(name)
+    table = colormap(np.arange(colormap.N))[:, :3].copy()
+    table.flags.writeable = False
+    return table
 
 
 def color_range(
@@ -140,8 +155,10 @@ def overlay_attention(
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     lo, hi = color_range(grid, normalize=normalize, vmin=vmin, vmax=vmax)
     up = upsample_grid(grid, image.shape[0], image.shape[1], mode)
-    colors = _colormap(cmap)(np.clip((up - lo) / (hi - lo), 0.0, 1.0))[..., :3]  # (H, W, 3) in [0, 1]
-    blended = (1.0 - alpha) * image.astype(np.float64) + alpha * 255.0 * colors
+    table = colormap_table(cmap)
+    scaled = np.clip((up - lo) / (hi - lo), 0.0, 1.0) * len(table)  # float32, as matplotlib computes it
+    index = np.minimum(scaled.astype(np.intp), len(table) - 1)  # (H, W)
+    blended = (1.0 - alpha) * image.astype(np.float64) + (alpha * 255.0 * table)[index]
     return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
 
 

@@ -140,7 +140,7 @@ def attention_report(
             overlay = overlay_array(result, view=view, value_range=value_range, cmap=cmap, alpha=alpha, mode=mode)
             blocks.append(model_block_html(name, info.variant, result, overlay, options, value_range, gap_note))
             note = f"pred {result.predicted}" if value_range is not None else f"no {view} map"
-            gallery.append((overlay, f"{role} · {file_name} · {name} · {view} · {note}"))
+            gallery.append((ctx.images.png(overlay), f"{role} · {file_name} · {name} · {view} · {note}"))
             values.append(
                 {
                     "role": role,

@@ -11,7 +11,11 @@ is the per-region proxy A-distance of linear probes fitted on the frozen region 
 from __future__ import annotations
 
 import csv
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -29,6 +33,7 @@ from tada_core.viz import TsnePanel, figure_to_png, gap_maps_figure, tsne_panels
 
 CSV_COLUMNS = ("checkpoint", "x", "y", "domain", "class", "prediction")
 MAX_POINTS = 3000
+VIEW_CACHE_SIZE = 8
 
 
 @dataclass
@@ -37,6 +42,91 @@ class FeaturesTab:
     compare: gr.Dropdown
     source: gr.Dropdown
     target: gr.Dropdown
+
+
+def _checkpoint_view(
+    name: str,
+    path: Path,
+    source_spec: str,
+    target_spec: str,
+    max_points: int,
+    seed: int,
+    perplexity: float,
+    domains: dict[tuple, tuple],
+    step: Callable,
+    base: float,
+    total: int,
+) -> tuple[TsnePanel, list[tuple], dict, tuple[str, np.ndarray]]:
+    """One checkpoint's t-SNE panel, CSV rows, summary and (title, per-region gap map) (``domains``:
+    loaded pairs by input spec)."""
+    model, info = load_model(path)
+    key = (image_size_for(info.config), norm_for(info.config))
+    if key not in domains:
+        kwargs = {"image_size": key[0], "norm": key[1], "train": False}
+        pair = (load_domain(source_spec, **kwargs), load_domain(target_spec, **kwargs))
+        check_same_classes(*pair)
+        domains[key] = pair
+    src_domain, tgt_domain = domains[key]
+    step(base + 0.1 / total, desc=f"{name}: bottleneck features of {max_points}+{max_points} images")
+    src = collect_features(model, src_domain, max_points=max_points, seed=seed)
+    tgt = collect_features(model, tgt_domain, max_points=max_points, seed=seed)
+    step(base + 0.3 / total, desc=f"{name}: A-distance")
+    dist = a_distance(src.features, tgt.features, seed=seed)
+    step(base + 0.35 / total, desc=f"{name}: domain gap per region")
+    probes = pair_gap(model, src_domain, tgt_domain, max_points=max_points, seed=seed)
+    step(base + 0.4 / total, desc=f"{name}: t-SNE of {len(src) + len(tgt)} points")
+    xy = tsne_embed(np.concatenate([src.features, tgt.features]), seed=seed, perplexity=perplexity)
+    codes = np.r_[np.zeros(len(src), int), np.ones(len(tgt), int)]
+    labels = np.r_[src.labels, tgt.labels]
+    preds = np.r_[src.predictions, tgt.predictions]
+    panel = TsnePanel(xy, codes, labels, src_domain.class_names, f"{name} ({info.variant})", dist)
+    rows = [
+        (name, f"{x:.5f}", f"{y:.5f}", ("source", "target")[d], src_domain.class_names[c], info.class_names[p])
+        for (x, y), d, c, p in zip(xy, codes, labels, preds, strict=True)
+    ]
+    summary = {
+        "checkpoint": name,
+        "variant": info.variant,
+        "a_distance": round(dist, 4),
+        "gap": probes.to_dict(),
+        "n_source": len(src),
+        "n_target": len(tgt),
+        "source_accuracy": round(src.accuracy, 4),
+        "target_accuracy": round(tgt.accuracy, 4),
+    }
+    return panel, rows, summary, (f"{name} ({info.variant})", probes.a_distance)
+
+
+class ViewCache:
+    """The last few checkpoint views (t-SNE, A-distance, gap map), keyed by (name, file, mtime,
+    domains, sample, seed, perplexity).
+
+    Deterministic inputs give the same embedding, so a view asked for again (the other checkpoint
+    of a comparison, a second visitor, the same request after a change of the compared model) is
+    drawn without recomputing features, A-distance, gap probes and t-SNE. A checkpoint rewritten
+    by a running job has a new mtime and is recomputed.
+    """
+
+    def __init__(self, size: int = VIEW_CACHE_SIZE) -> None:
+        self.size = size
+        self._views: OrderedDict[tuple, tuple] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> tuple | None:
+        with self._lock:
+            if key in self._views:
+                self._views.move_to_end(key)
+                return self._views[key]
+        return None
+
+    def put(self, key: tuple, view: tuple) -> None:
+        with self._lock:
+            self._views[key] = view
+            while len(self._views) > self.size:
+                self._views.popitem(last=False)
+
+
+_views = ViewCache()
 
 
 def tsne_report(
@@ -65,44 +155,19 @@ def tsne_report(
     for n, name in enumerate(names):
         base = n / total
         step(base + 0.02 / total, desc=f"{name}: loading the checkpoint and the domains")
-        model, info = load_model(ctx.registry.resolve(name).path)
-        key = (image_size_for(info.config), norm_for(info.config))
-        if key not in domains:
-            kwargs = {"image_size": key[0], "norm": key[1], "train": False}
-            pair = (load_domain(source_spec, **kwargs), load_domain(target_spec, **kwargs))
-            check_same_classes(*pair)
-            domains[key] = pair
-        src_domain, tgt_domain = domains[key]
-        step(base + 0.1 / total, desc=f"{name}: bottleneck features of {max_points}+{max_points} images")
-        src = collect_features(model, src_domain, max_points=max_points, seed=seed)
-        tgt = collect_features(model, tgt_domain, max_points=max_points, seed=seed)
-        step(base + 0.3 / total, desc=f"{name}: A-distance")
-        dist = a_distance(src.features, tgt.features, seed=seed)
-        step(base + 0.35 / total, desc=f"{name}: domain gap per region")
-        probes = pair_gap(model, src_domain, tgt_domain, max_points=max_points, seed=seed)
-        gap_maps.append((f"{name} ({info.variant})", probes.a_distance))
-        step(base + 0.4 / total, desc=f"{name}: t-SNE of {len(src) + len(tgt)} points")
-        xy = tsne_embed(np.concatenate([src.features, tgt.features]), seed=seed, perplexity=float(perplexity))
-        codes = np.r_[np.zeros(len(src), int), np.ones(len(tgt), int)]
-        labels = np.r_[src.labels, tgt.labels]
-        preds = np.r_[src.predictions, tgt.predictions]
-        panels.append(TsnePanel(xy, codes, labels, src_domain.class_names, f"{name} ({info.variant})", dist))
-        rows += [
-            (name, f"{x:.5f}", f"{y:.5f}", ("source", "target")[d], src_domain.class_names[c], info.class_names[p])
-            for (x, y), d, c, p in zip(xy, codes, labels, preds, strict=True)
-        ]
-        summaries.append(
-            {
-                "checkpoint": name,
-                "variant": info.variant,
-                "a_distance": round(dist, 4),
-                "gap": probes.to_dict(),
-                "n_source": len(src),
-                "n_target": len(tgt),
-                "source_accuracy": round(src.accuracy, 4),
-                "target_accuracy": round(tgt.accuracy, 4),
-            }
-        )
+        path = ctx.registry.resolve(name).path
+        key = (name, str(path), path.stat().st_mtime_ns, source_spec, target_spec, max_points, seed, float(perplexity))
+        view = _views.get(key)
+        if view is None:
+            view = _checkpoint_view(
+                name, path, source_spec, target_spec, max_points, seed, float(perplexity), domains, step, base, total
+            )
+            _views.put(key, view)
+        panel, view_rows, summary, gap_map = view
+        panels.append(panel)
+        gap_maps.append(gap_map)
+        rows += view_rows
+        summaries.append(summary)
     step(0.95, desc="drawing")
     fig = tsne_panels_figure(panels, source, target)
     folder = ctx.scratch("tsne")

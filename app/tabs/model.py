@@ -7,7 +7,6 @@ folder and added to every checkpoint picker; anything else is refused with the l
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +15,12 @@ import gradio as gr
 
 from app.checkpoints import Entry, load_model
 from app.context import AppContext
+from app.domains import MAX_ZIP_BYTES
 from app.plots import LOSS_KEYS, curves_image, read_metrics
 from app.ui import IMAGE_BUTTONS, checkpoint_dropdown, file_paths, user_errors
+from app.uploads import keep_by_hash
 from tada_core.backbones import backbone_spec
+from tada_core.checkpoint import read_checkpoint
 from tada_core.errors import CheckpointError
 from tada_core.run_data import image_size_for
 
@@ -86,6 +88,23 @@ def card_markdown(entry: Entry) -> tuple[str, dict]:
     return f"### {entry.name}\n\n| {head_key} | {head_value} |\n|---|---|\n{table}\n", config.to_dict()
 
 
+def add_uploaded_checkpoint(ctx: AppContext, source: Path) -> Entry:
+    """Check an uploaded checkpoint, keep it in a folder named by its content hash, offer it by its file name.
+
+    A bad file is refused before anything is stored. The name shown is the file's stem, with
+    ``-2``, ``-3``, … when another checkpoint already has it; the same bytes uploaded again keep
+    their first name.
+
+    Raises:
+        CheckpointError: not a ``.safetensors`` file, or one that does not read as a TADA checkpoint.
+    """
+    if source.suffix.lower() != ".safetensors":
+        raise CheckpointError(f"{source.name} is not a .safetensors file; only safetensors checkpoints are accepted")
+    read_checkpoint(source)  # raises a clear CheckpointError for every bad file
+    stored = keep_by_hash(source, ctx.runs_dir / "_uploads" / "checkpoints")
+    return ctx.registry.add(stored, name=source.stem)
+
+
 def build(ctx: AppContext) -> ModelTab:
     names = ctx.registry.names()
     with gr.Row():
@@ -94,7 +113,8 @@ def build(ctx: AppContext) -> ModelTab:
             upload = gr.File(label="Add a checkpoint (.safetensors)", file_types=[".safetensors"], height=110)
             gr.Markdown(
                 "Checkpoints are `.safetensors` files written by `tada train` or this app; they hold no code, "
-                "so opening one from a stranger is safe. Pickle files (`.pt`) are refused."
+                "so opening one from a stranger is safe. Pickle files (`.pt`) are refused. An upload keeps its file "
+                f"name (with -2, -3, … when the name is taken) and may be up to {MAX_ZIP_BYTES // 2**20} MiB."
             )
         with gr.Column(scale=3):
             card = gr.Markdown(elem_id="model-card")
@@ -129,7 +149,8 @@ def build(ctx: AppContext) -> ModelTab:
             )
         )
         card_text = entry.card.read_text() if entry.card else "*No model card beside this checkpoint.*"
-        image = curves_image(records, records, loss_title="mean losses between evaluations") if records else None
+        curves_png = curves_image(records, records, loss_title="mean losses between evaluations") if records else None
+        image = ctx.images.png(curves_png) if curves_png is not None else None
         return (
             text,
             gr.update(value=image, visible=image is not None),
@@ -143,20 +164,7 @@ def build(ctx: AppContext) -> ModelTab:
         paths = file_paths(files)
         if not paths:
             return gr.skip()
-        source = Path(paths[0])
-        if source.suffix.lower() != ".safetensors":
-            raise CheckpointError(
-                f"{source.name} is not a .safetensors file; only safetensors checkpoints are accepted"
-            )
-        folder = ctx.runs_dir / "_uploads" / "checkpoints"
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / source.name
-        shutil.copyfile(source, target)
-        try:
-            entry = ctx.registry.add(target)
-        except CheckpointError:
-            target.unlink(missing_ok=True)
-            raise
+        entry = add_uploaded_checkpoint(ctx, Path(paths[0]))
         gr.Info(f"Added checkpoint {entry.name}.", duration=3)
         return gr.update(choices=ctx.registry.names(), value=entry.name)
 

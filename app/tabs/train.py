@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
-import numpy as np
 
 from app.context import AppContext
+from app.domains import MAX_ZIP_BYTES
 from app.jobs import ACTIVE, Job
 from app.plots import curves_image
 from app.train_form import DEVICES, start_job
@@ -27,23 +27,27 @@ from tada_core.photo_defaults import PHOTO_BACKBONES, with_photo_defaults
 
 POLL_SECONDS = 1.0
 CURVES_MIN_INTERVAL_S = 2.0
-_curves_cache: dict[str, tuple] = {}  # "last" -> ((job id, version), image, time): one render for all pages
+_curves_cache: dict[str, tuple] = {}  # "last" -> ((job id, version), PNG path, time): one render for all pages
 _curves_lock = threading.Lock()
 
 
-def training_curves(job: Job) -> np.ndarray:
-    """The job's curves, rendered once per change for every page, at most every 2 s while it runs."""
+def training_curves(ctx: AppContext, job: Job) -> str:
+    """The job's curves as a stored PNG, rendered once per change for every page, at most every 2 s while it runs."""
     key = (job.id, job.version)
     with _curves_lock:
         last = _curves_cache.get("last")
-        if last is not None and (
-            last[0] == key
-            or (last[0][0] == job.id and job.status in ACTIVE and time.time() - last[2] < CURVES_MIN_INTERVAL_S)
+        if (
+            last is not None
+            and Path(last[1]).is_file()
+            and (  # an unused file is swept after an hour
+                last[0] == key
+                or (last[0][0] == job.id and job.status in ACTIVE and time.time() - last[2] < CURVES_MIN_INTERVAL_S)
+            )
         ):
             return last[1]
-        image = curves_image(job.losses, job.evals)
-        _curves_cache["last"] = (key, image, time.time())
-        return image
+        path = ctx.images.png(curves_image(job.losses, job.evals))
+        _curves_cache["last"] = (key, path, time.time())
+        return path
 
 
 @dataclass
@@ -111,7 +115,7 @@ def build(ctx: AppContext) -> TrainTab:
         with gr.Column(scale=1, min_width=320):
             source = gr.Dropdown(domains, value="mnist", label="Source domain (labelled)", allow_custom_value=True)
             target = gr.Dropdown(domains, value="mnistm", label="Target domain (unlabelled)", allow_custom_value=True)
-            with gr.Accordion("…or upload zips of class folders", open=False):
+            with gr.Accordion(f"…or upload zips of class folders (up to {MAX_ZIP_BYTES // 2**20} MiB)", open=False):
                 source_zip = gr.File(label="Source zip", file_types=[".zip"], height=120)
                 target_zip = gr.File(label="Target zip", file_types=[".zip"], height=120)
             with gr.Row():
@@ -257,13 +261,15 @@ def build(ctx: AppContext) -> TrainTab:
             return (*common, None, None, None, gr.skip(), train_status(), version)
         step = f" · step {job.probes_step}" if job.probes else ""
         probes = [
-            gr.update(value=job.probes.get(role), label=f"{role.capitalize()} probe{step}")
+            gr.update(value=ctx.images.png(job.probes[role]), label=f"{role.capitalize()} probe{step}")
+            if role in job.probes
+            else gr.update(value=None, label=f"{role.capitalize()} probe")
             for role in ("source", "target")
         ]
         note = "  \n".join(job.probe_notes[role] for role in ("source", "target") if role in job.probe_notes)
         return (
             *common,
-            training_curves(job),
+            training_curves(ctx, job),
             *probes,
             note or gr.skip(),
             train_status(),

@@ -68,7 +68,7 @@ def bench_tsne(n_points: int = 2000, seed: int = 0, n_jobs: int = 1) -> dict:
     features, both limited to ``n_jobs`` threads."""
     import openTSNE  # noqa: F401  (imported before the clock starts, like scikit-learn's TSNE)
     from sklearn.decomposition import PCA
-    from sklearn.manifold import TSNE
+    from sklearn.manifold import TSNE, trustworthiness
     from threadpoolctl import threadpool_limits
 
     features, labels = gaussian_mixture(n_points, seed=seed)
@@ -87,6 +87,7 @@ def bench_tsne(n_points: int = 2000, seed: int = 0, n_jobs: int = 1) -> dict:
         "sklearn_s": round(sk_s, 3),
         "sklearn_over_opentsne": round(sk_s / open_s, 2),
         "opentsne_knn10_accuracy": round(_knn_accuracy(ours, labels), 4),
+        "opentsne_trustworthiness10": round(float(trustworthiness(x, ours, n_neighbors=10)), 4),
         "sklearn_knn10_accuracy": round(_knn_accuracy(theirs, labels), 4),
     }
 

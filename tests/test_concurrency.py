@@ -1,0 +1,110 @@
+"""Many visitors at once: the same example images from 50 clients, with the result files downloaded.
+
+Identical inputs give identical overlays, so every request produces the same PNGs. They must be
+written once and never rewritten while another client downloads them (the cause of cut-off
+responses, ``RemoteProtocolError: peer closed connection``). A CPU burner keeps the machine busy
+while the clients run, as on a shared demo host.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from gradio_client import Client
+from PIL import Image
+
+from app.checkpoints import load_model
+from app.context import example_images
+from app.images import ImageStore
+from app.jobs import JobManager
+from app.main import build_app, launch
+from app.render import overlay_array
+from tada_core.inference import predict_attention
+from tests.test_app import attention, free_port, make_checkpoints
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),
+    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
+]
+CLIENTS = 50
+BURN_SECONDS = 180  # the burner ends by itself even if the test is interrupted
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("crowd")
+    demo = build_app(
+        runs_dir=root / "runs", data_root=root / "data", shipped_dir=make_checkpoints(root / "ckpt"), jobs=JobManager()
+    )
+    _, url, _ = launch(demo, host="127.0.0.1", port=free_port(), prevent_thread_lock=True, quiet=True)
+    yield SimpleNamespace(url=url, root=root, ctx=demo.tada_context)
+    demo.close()
+
+
+@pytest.fixture
+def cpu_burner():
+    """One busy process (a Python loop) for the length of the test."""
+    burner = subprocess.Popen(
+        [sys.executable, "-c", f"import time\nend = time.time() + {BURN_SECONDS}\nwhile time.time() < end: pass"]
+    )
+    yield burner
+    burner.kill()
+    burner.wait(10)
+
+
+def expected_overlays(ctx, images: list[str]) -> list[np.ndarray]:
+    """The overlays of the two checkpoints, computed here without the server (source, then target)."""
+    overlays = []
+    for path in images:
+        for name in ("tada_tiny", "source_only_tiny"):
+            model, info = load_model(ctx.registry.resolve(name).path)
+            [result] = predict_attention(model, info, [Image.open(path)])
+            overlays.append(overlay_array(result))
+    return overlays
+
+
+def test_fifty_clients_with_the_same_images_all_get_complete_correct_overlays(server, cpu_burner):
+    images = example_images()
+    source, target = images["source"][:1], images["target"][:1]
+    expected = expected_overlays(server.ctx, source + target)
+    answers: list = [None] * CLIENTS
+    ready = threading.Barrier(CLIENTS, timeout=60)
+
+    def one(i: int) -> None:
+        try:
+            client = Client(
+                server.url, verbose=False, analytics_enabled=False, download_files=str(server.root / f"d{i}")
+            )
+            ready.wait()
+            answers[i] = attention(client, "tada_tiny", source, target, compare="source_only_tiny")[1]
+        except Exception as err:  # reported below, with the others
+            answers[i] = err
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(240)
+    assert cpu_burner.poll() is None, "the burner ended before the clients did"
+    failures = [a for a in answers if not isinstance(a, list)]
+    assert not failures, f"{len(failures)} of {CLIENTS} failed: {failures[:3]}"
+    for gallery in answers:
+        assert len(gallery) == len(expected)
+        for item, want in zip(gallery, expected, strict=True):
+            np.testing.assert_array_equal(np.asarray(Image.open(item["image"]).convert("RGB")), want)
+
+
+def test_image_store_writes_each_picture_once_and_never_rewrites_it(tmp_path):
+    store = ImageStore(tmp_path)
+    picture = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
+    first = store.png(picture)
+    before = (tmp_path / first).stat().st_ino
+    assert store.png(picture) == first and (tmp_path / first).stat().st_ino == before
+    assert store.png(picture[::-1].copy()) != first
+    np.testing.assert_array_equal(np.asarray(Image.open(first)), picture)
+    assert not list(tmp_path.glob(".staging-*"))

@@ -1,0 +1,65 @@
+"""Checkpoints uploaded on the Model tab: kept under their content hash, shown under the visitor's name."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.context import AppContext
+from app.jobs import JobManager
+from app.tabs.model import add_uploaded_checkpoint
+from app.uploads import file_digest, keep_by_hash
+from tada_core.checkpoint import CheckpointInfo, load_checkpoint, save_checkpoint
+from tada_core.config import TADAConfig
+from tada_core.errors import CheckpointError
+from tada_core.model import build_model
+from tests.test_app import DIGITS, make_checkpoints
+
+
+def visitor_file(folder, variant: str, name: str = "model.safetensors"):
+    """A checkpoint a visitor uploads as ``name`` (Gradio keeps each upload in its own folder)."""
+    folder.mkdir(parents=True)
+    config = TADAConfig(variant=variant, backbone="lenet", num_classes=10)
+    return save_checkpoint(folder / name, build_model(config), CheckpointInfo(config, DIGITS))
+
+
+def test_two_visitors_uploading_model_safetensors_keep_both(tmp_path):
+    ctx = AppContext.create(
+        runs_dir=tmp_path / "runs", shipped_dir=make_checkpoints(tmp_path / "ship"), jobs=JobManager()
+    )
+    first = add_uploaded_checkpoint(ctx, visitor_file(tmp_path / "a", "tada"))
+    second = add_uploaded_checkpoint(ctx, visitor_file(tmp_path / "b", "source_only"))
+    assert (first.name, second.name) == ("model", "model-2")
+    assert first.path != second.path and first.path.name == second.path.name == "model.safetensors"
+    assert load_checkpoint(first.path)[1].variant == "tada"
+    assert load_checkpoint(ctx.registry.resolve("model-2").path)[1].variant == "source_only"
+    copy = tmp_path / "c" / "copy.safetensors"
+    copy.parent.mkdir()
+    copy.write_bytes((tmp_path / "a" / "model.safetensors").read_bytes())
+    again = add_uploaded_checkpoint(ctx, copy)  # the same bytes are stored once, under their first name
+    assert (again.name, again.path) == ("model", first.path)
+    assert len(list(first.path.parent.parent.glob("*/*.safetensors"))) == 2
+
+
+def test_a_refused_upload_stores_nothing(tmp_path):
+    ctx = AppContext.create(
+        runs_dir=tmp_path / "runs", shipped_dir=make_checkpoints(tmp_path / "ship"), jobs=JobManager()
+    )
+    bad = tmp_path / "x" / "model.safetensors"
+    bad.parent.mkdir()
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError):
+        add_uploaded_checkpoint(ctx, bad)
+    with pytest.raises(CheckpointError, match="not a .safetensors file"):
+        add_uploaded_checkpoint(ctx, bad.rename(bad.with_suffix(".pt")))
+    assert not (tmp_path / "runs" / "_uploads").exists()
+
+
+def test_keep_by_hash_copies_once_into_a_folder_named_by_content(tmp_path):
+    source = tmp_path / "in put.bin"
+    source.write_bytes(b"abc")
+    kept = keep_by_hash(source, tmp_path / "kept")
+    assert kept == tmp_path / "kept" / file_digest(source) / "in_put.bin"
+    assert kept.read_bytes() == b"abc"
+    inode = kept.stat().st_ino
+    assert keep_by_hash(source, tmp_path / "kept") == kept and kept.stat().st_ino == inode
+    assert [p.name for p in (tmp_path / "kept").iterdir()] == [kept.parent.name]
