@@ -24,7 +24,9 @@ from app.images import ImageStore
 from app.jobs import JobManager
 from app.main import build_app, launch
 from app.render import overlay_array
+from tada_core.gap import checkpoint_gap
 from tada_core.inference import predict_attention
+from tada_core.views import VIEWS, value_ranges, view_grid
 from tests.test_app import attention, free_port, make_checkpoints
 
 pytestmark = [
@@ -58,14 +60,20 @@ def cpu_burner():
 
 
 def expected_overlays(ctx, images: list[str]) -> list[np.ndarray]:
-    """The overlays of the two checkpoints, computed here without the server (source, then target)."""
-    overlays = []
-    for path in images:
-        for name in ("tada_tiny", "source_only_tiny"):
-            model, info = load_model(ctx.registry.resolve(name).path)
-            [result] = predict_attention(model, info, [Image.open(path)])
-            overlays.append(overlay_array(result))
-    return overlays
+    """The overlays of the two checkpoints in the app's default view (domain gap) and scale (shared),
+    computed here without the server (source, then target; each with both checkpoints)."""
+    names = ("tada_tiny", "source_only_tiny")
+    results = []
+    for name in names:
+        path = ctx.registry.resolve(name).path
+        model, info = load_model(path)
+        probes = checkpoint_gap(path, data_root=str(ctx.domains.data_root))
+        results.append(predict_attention(model, info, [Image.open(p) for p in images], probes=probes))
+    grids = [view_grid(result, "gap") for per_image in results for result in per_image]  # checkpoint-major
+    [value_range, *_] = value_ranges(grids, "shared", VIEWS["gap"].fixed_range)
+    return [
+        overlay_array(results[c][i], view="gap", value_range=value_range) for i in range(len(images)) for c in (0, 1)
+    ]
 
 
 def test_fifty_clients_with_the_same_images_all_get_complete_correct_overlays(server, cpu_burner):

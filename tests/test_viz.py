@@ -176,7 +176,9 @@ def test_gradcam_baseline_matches_hand_computation_and_releases_hooks():
     from tada_core.bench.viz import GradCAM
 
     torch.manual_seed(0)
-    model = build_model(TADAConfig(backbone="lenet", num_classes=10, variant="dann")).eval()  # h = f
+    model = build_model(
+        TADAConfig(backbone="lenet", num_classes=10, variant="dann", head="pool")
+    ).eval()  # h = f, pooled
     layer = model.backbone.features[-1]  # the last pooling: the (B, 64, 7, 7) map
     x = torch.randn(2, 3, 28, 28)
     with GradCAM(model, layer) as cam:
