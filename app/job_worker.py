@@ -26,6 +26,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
 
 import numpy as np
+import torch
 from PIL import Image
 
 from app.render import overlay_array
@@ -123,8 +124,13 @@ class Reporter(Callback):
 
 
 def run_job(config: TADAConfig, probes: list[np.ndarray], conn: Connection, stop: Event, parent: int) -> None:
-    """Train ``config`` in this (child) process, reporting to ``conn``; ends with an ``end`` event."""
+    """Train ``config`` in this (child) process, reporting to ``conn``; ends with an ``end`` event.
+
+    PyTorch gets half the CPU cores (at least one): the rest is the web server's, and on a busy
+    machine more threads than free cores make every operator wait for a descheduled thread.
+    """
     logging.basicConfig(level=logging.INFO)
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
 
     def should_stop() -> bool:
         return stop.is_set() or os.getppid() != parent  # the server is gone: save and leave
