@@ -5,14 +5,18 @@ discriminator as D, built from the same seed), the same data streams, batch, bud
 learning-rate and λ_p schedules, and the same objective L_y + ½·BCE_source + ½·BCE_target (our
 L_g is the BCE averaged over source ∪ target). What differs is the implementation: pytorch-adapt's
 ``DANNHook`` runs source and target through G in two separate forward passes (BatchNorm statistics
-per domain), its own gradient reversal layer and loss bookkeeping; ours concatenates both batches.
+per domain), its own gradient reversal layer and loss bookkeeping; ours does the same in one call
+(``TADAModel.forward(x, split=n_source)``, the default ``train.joint_forward=false``). Before that
+default, ours concatenated both batches and trailed pytorch-adapt by 22 points (docs/RESULTS.md).
 
 pytorch-adapt is not a dependency of TADA Studio; install it beside the project, e.g.
 
     pip install --no-deps --target /tmp/pa pytorch-adapt torchmetrics==0.9.3 \\
         pytorch-metric-learning==1.6.3 "setuptools<70"
     PYTHONPATH=/tmp/pa OMP_NUM_THREADS=1 python scripts/crosscheck_pytorch_adapt.py \\
-        --source mnist --target mnistm --iters 2000 --seeds 0 1 2 --json docs/bench/crosscheck_pytorch_adapt.json
+        --source mnist --target mnistm --seeds 0 1 2 --json docs/bench/crosscheck_pytorch_adapt.jsonl
+
+Budget and batch default to ``tada train``'s (2,000 steps of 32 + 32).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import time
 import torch
 from torch import nn
 
-from tada_core.config import TADAConfig
+from tada_core.config import TADAConfig, TrainConfig
 from tada_core.evaluate import evaluate
 from tada_core.grl import grl_coefficient
 from tada_core.model import build_model
@@ -99,8 +103,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--source", default="mnist")
     parser.add_argument("--target", default="mnistm")
-    parser.add_argument("--iters", type=int, default=2000)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--iters", type=int, default=TrainConfig().iters)
+    parser.add_argument("--batch-size", type=int, default=TrainConfig().batch_size)
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--impl", choices=("both", "ours", "pytorch_adapt"), default="both")

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TADA=${TADA:-.venv/bin/tada}
-COMMAND_FLAGS="--source mnist --target mnistm --seed 0 --eval-every 500"
+COMMAND_FLAGS="--source mnist --target mnistm --seed 0 --eval-every 250"
 mkdir -p runs/shipped
 for variant in tada dann source_only; do
   if [ -n "${FROM:-}" ]; then
