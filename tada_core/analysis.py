@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from tada_core.domain_stats import with_domain_statistics
 from tada_core.errors import DataError
 from tada_core.model import TADAModel
 
@@ -73,15 +74,21 @@ def collect_features(
     max_points: int | None = None,
     batch_size: int = 256,
     seed: int = 0,
+    domain_statistics: bool = False,
 ) -> Features:
     """Run ``model`` over ``domain`` (or a seeded random subset of it) and gather its outputs.
 
     Batched, without gradients, in eval mode (the model's mode is restored afterwards).
+    ``domain_statistics``: normalise with BatchNorm statistics of this sample instead of the
+    running ones, as training did with separate forwards (:mod:`tada_core.domain_stats`).
     """
     indices = subset_indices(len(domain.dataset), max_points, seed)
     if len(indices) == 0:
         raise DataError(f"domain {domain.name!r} has no images")
-    loader = DataLoader(Subset(domain.dataset, indices.tolist()), batch_size=batch_size, shuffle=False)
+    sample = Subset(domain.dataset, indices.tolist())
+    if domain_statistics:
+        model = with_domain_statistics(model, sample, batch_size=batch_size)
+    loader = DataLoader(sample, batch_size=batch_size, shuffle=False)
     device = next(model.parameters()).device
     parts: dict[str, list[torch.Tensor]] = {"z": [], "y": [], "pred": [], "m": [], "w": []}
     was_training = model.training

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
 from tada_core.analysis import subset_indices
+from tada_core.domain_stats import with_domain_statistics
 from tada_core.errors import TadaError
 
 if TYPE_CHECKING:
@@ -162,9 +163,18 @@ def fit_region_probes(
 
 
 @torch.no_grad()
-def region_features(model: TADAModel, domain: Domain, indices: np.ndarray, batch_size: int = 256) -> torch.Tensor:
-    """The backbone's frozen region features f, (N, C, H, W) float32 on the CPU, in eval mode."""
-    loader = DataLoader(Subset(domain.dataset, indices.tolist()), batch_size=batch_size, shuffle=False)
+def region_features(
+    model: TADAModel, domain: Domain, indices: np.ndarray, batch_size: int = 256, domain_statistics: bool = False
+) -> torch.Tensor:
+    """The backbone's frozen region features f, (N, C, H, W) float32 on the CPU, in eval mode.
+
+    ``domain_statistics``: BatchNorm statistics of these images instead of the running ones
+    (:mod:`tada_core.domain_stats`).
+    """
+    sample = Subset(domain.dataset, indices.tolist())
+    if domain_statistics:
+        model = with_domain_statistics(model, sample, batch_size=batch_size)
+    loader = DataLoader(sample, batch_size=batch_size, shuffle=False)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -174,18 +184,27 @@ def region_features(model: TADAModel, domain: Domain, indices: np.ndarray, batch
         model.train(was_training)
 
 
-def pair_gap(model: TADAModel, source: Domain, target: Domain, *, max_points: int = 500, seed: int = 0) -> RegionProbes:
+def pair_gap(
+    model: TADAModel,
+    source: Domain,
+    target: Domain,
+    *,
+    max_points: int = 500,
+    seed: int = 0,
+    domain_statistics: bool = False,
+) -> RegionProbes:
     """Fit the region probes of ``model`` for a domain pair on a seeded sample of each domain.
 
     ``max_points`` images per domain (all when fewer) are drawn with ``seed`` and split in two
     halves: the probes are fitted on the first and their A-distance is measured on the second.
+    ``domain_statistics``: each domain's sample normalised with its own BatchNorm statistics.
     """
     halves = []
     for domain in (source, target):
         indices = np.random.default_rng(seed).permutation(subset_indices(len(domain), max_points, seed))
         if len(indices) < 4:
             raise GapError(f"domain {domain.name!r} has {len(indices)} images; the domain gap needs at least 4")
-        features = region_features(model, domain, indices)
+        features = region_features(model, domain, indices, domain_statistics=domain_statistics)
         halves.append((features[: len(features) // 2], features[len(features) // 2 :]))
     (fit_s, eval_s), (fit_t, eval_t) = halves
     return fit_region_probes(fit_s, fit_t, eval_s, eval_t)

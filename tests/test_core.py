@@ -242,10 +242,13 @@ def test_format_1_checkpoints_load_with_the_pool_head_they_were_trained_with(tmp
         tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
     meta["format_version"] = 1
     del meta["config"]["head"], meta["config"]["discriminator_bn"]  # what a file written before them holds
+    del meta["config"]["train"]["joint_forward"]
     save_file(tensors, str(tmp_path / "old.safetensors"), metadata={"tada": json.dumps(meta)})
     model, info = load_checkpoint(tmp_path / "old.safetensors")
     assert model.head == "pool" and info.config.head == "pool" and info.format_version == 1
     assert not info.config.discriminator_bn and info.config.dropout == 0.5
+    assert info.config.train.joint_forward  # trained with one forward over both domains
+    assert not load_checkpoint(tmp_path / "new.safetensors")[1].config.train.joint_forward
 
 
 def test_split_forward_normalises_each_domain_with_its_own_batch_statistics():

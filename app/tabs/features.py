@@ -25,6 +25,7 @@ from app.context import AppContext
 from app.ui import IMAGE_BUTTONS, NONE, checkpoint_dropdown, user_errors
 from tada_core.analysis import a_distance, collect_features, tsne_embed
 from tada_core.data import check_same_classes, load_domain
+from tada_core.domain_stats import resolve
 from tada_core.errors import ConfigError
 from tada_core.gap import pair_gap
 from tada_core.run_data import image_size_for, norm_for
@@ -68,12 +69,13 @@ def _checkpoint_view(
         domains[key] = pair
     src_domain, tgt_domain = domains[key]
     step(base + 0.1 / total, desc=f"{name}: bottleneck features of {max_points}+{max_points} images")
-    src = collect_features(model, src_domain, max_points=max_points, seed=seed)
-    tgt = collect_features(model, tgt_domain, max_points=max_points, seed=seed)
+    per_domain = resolve("auto", info.config) == "domain"
+    src = collect_features(model, src_domain, max_points=max_points, seed=seed, domain_statistics=per_domain)
+    tgt = collect_features(model, tgt_domain, max_points=max_points, seed=seed, domain_statistics=per_domain)
     step(base + 0.3 / total, desc=f"{name}: A-distance")
     dist = a_distance(src.features, tgt.features, seed=seed)
     step(base + 0.35 / total, desc=f"{name}: domain gap per region")
-    probes = pair_gap(model, src_domain, tgt_domain, max_points=max_points, seed=seed)
+    probes = pair_gap(model, src_domain, tgt_domain, max_points=max_points, seed=seed, domain_statistics=per_domain)
     step(base + 0.4 / total, desc=f"{name}: t-SNE of {len(src) + len(tgt)} points")
     xy = tsne_embed(np.concatenate([src.features, tgt.features]), seed=seed, perplexity=perplexity)
     codes = np.r_[np.zeros(len(src), int), np.ones(len(tgt), int)]
@@ -88,6 +90,7 @@ def _checkpoint_view(
         "checkpoint": name,
         "variant": info.variant,
         "a_distance": round(dist, 4),
+        "bn_statistics": "domain" if per_domain else "running",
         "gap": probes.to_dict(),
         "n_source": len(src),
         "n_target": len(tgt),
@@ -195,6 +198,13 @@ def tsne_report(
         "The gap map asks it per region: one linear probe per region fitted on half of the sample's frozen "
         "region features fᵏ, its error ε measured on the other half."
     )
+    per_domain = [s["checkpoint"] for s in summaries if s["bn_statistics"] == "domain"]
+    if per_domain:
+        lines.append(
+            f"\nBatchNorm statistics per domain for {', '.join(per_domain)}: trained with source and target in "
+            "separate forwards, the model normalised each domain with its own statistics, and the features are "
+            "computed the same way here (each domain's sample gives its layers' statistics)."
+        )
     summary = {"source": source, "target": target, "checkpoints": summaries}
     return str(png), "\n".join(lines), [str(png), str(table), str(gap_png)], summary, str(gap_png)
 

@@ -17,6 +17,7 @@ import numpy as np
 from tada_core.analysis import a_distance, collect_features, tsne_embed
 from tada_core.checkpoint import load_checkpoint
 from tada_core.data import check_same_classes, load_domain
+from tada_core.domain_stats import STATISTICS, resolve
 from tada_core.errors import ConfigError
 from tada_core.run_data import image_size_for, norm_for
 from tada_core.viz import TsnePanel, figure_to_png, tsne_panels_figure
@@ -37,6 +38,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--jobs", type=int, default=1, help="t-SNE threads (default 1; more only on an idle machine)")
     parser.add_argument("--out", type=Path, required=True, help="output PNG; the CSV is written beside it")
     parser.add_argument("--data-root", default=None, help="folder with extra datasets")
+    parser.add_argument(
+        "--bn-stats",
+        choices=STATISTICS,
+        default="auto",
+        help="BatchNorm statistics of the features: each domain's own (domain; what the model saw in training "
+        "with separate forwards), the running ones (running), or what the checkpoint was trained with (auto, default)",
+    )
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
@@ -57,7 +65,13 @@ def run(args: argparse.Namespace) -> int:
             check_same_classes(*pair)
             domains[key] = pair
         source, target = domains[key]
-        options = {"max_points": args.max_points, "batch_size": args.batch_size, "seed": args.seed}
+        statistics = resolve(args.bn_stats, info.config)
+        options = {
+            "max_points": args.max_points,
+            "batch_size": args.batch_size,
+            "seed": args.seed,
+            "domain_statistics": statistics == "domain",
+        }
         src, tgt = collect_features(model, source, **options), collect_features(model, target, **options)
         dist = a_distance(src.features, tgt.features, seed=args.seed)
         xy = tsne_embed(
@@ -77,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
                 "checkpoint": str(ckpt),
                 "variant": info.variant,
                 "a_distance": dist,
+                "bn_statistics": statistics,
                 "n_source": len(src),
                 "n_target": len(tgt),
                 "source_accuracy": src.accuracy,
@@ -97,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
         for s in summaries:
             print(
                 f"{s['variant']} ({s['checkpoint']}): A-distance {s['a_distance']:.3f}; accuracy source "
-                f"{s['source_accuracy']:.1%}, target {s['target_accuracy']:.1%} on {s['n_source']}+{s['n_target']} images"
+                f"{s['source_accuracy']:.1%}, target {s['target_accuracy']:.1%} on {s['n_source']}+{s['n_target']} images "
+                f"(BatchNorm statistics: {s['bn_statistics']})"
             )
         print(f"wrote {args.out} and {csv_path}")
     return 0
