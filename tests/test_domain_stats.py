@@ -30,7 +30,9 @@ def test_statistics_are_the_datasets_mean_and_unbiased_variance_and_the_model_is
         torch.testing.assert_close(value, before[key])  # the original keeps its running statistics
     with torch.no_grad():
         out = adapted(x)  # normalised with the domain's own statistics: mean 0, variance 1 per channel
-    pre = ((h - per_channel.mean(1).view(1, 3, 1, 1)) / (per_channel.var(1).view(1, 3, 1, 1) + 1e-5).sqrt()).clamp(min=0)
+    pre = ((h - per_channel.mean(1).view(1, 3, 1, 1)) / (per_channel.var(1).view(1, 3, 1, 1) + 1e-5).sqrt()).clamp(
+        min=0
+    )
     torch.testing.assert_close(out, pre, atol=1e-5, rtol=1e-4)
 
 
