@@ -2,8 +2,8 @@
 
     PYTHONPATH=. .venv/bin/python scripts/tsne_schedule.py [--out docs/bench/tsne_schedule.json]
 
-For each shipped checkpoint: bottleneck features of 1,000 MNIST + 1,000 MNIST-M images (what the
-Features tab plots), embedded by :func:`tada_core.analysis.tsne_embed`'s recipe (PCA to 50, PCA
+For each shipped digits checkpoint: bottleneck features of 1,000 MNIST + 1,000 MNIST-M images (what
+the Features tab plots, with the same BatchNorm statistics), embedded by :func:`tada_core.analysis.tsne_embed`'s recipe (PCA to 50, PCA
 initialisation, perplexity 30, one thread) with openTSNE's default schedule and with ours, the
 two interleaved. Reports seconds, trustworthiness@10 (sklearn: how many of each point's
 embedded neighbours are true neighbours in feature space) and the 10-NN class accuracy in the
@@ -31,6 +31,7 @@ from threadpoolctl import threadpool_limits
 from tada_core.analysis import EARLY_EXAGGERATION_ITER, ITERATIONS, collect_features
 from tada_core.checkpoint import load_checkpoint
 from tada_core.data import load_domain
+from tada_core.domain_stats import resolve
 from tada_core.run_data import image_size_for, norm_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,8 +41,9 @@ SCHEDULES = {"opentsne_default_250_500": (250, 500), f"ours_{EARLY_EXAGGERATION_
 def features(path: Path, points: int) -> tuple[np.ndarray, np.ndarray]:
     model, info = load_checkpoint(path)
     kwargs = {"image_size": image_size_for(info.config), "norm": norm_for(info.config), "train": False}
-    src = collect_features(model, load_domain("mnist", **kwargs), max_points=points, seed=0)
-    tgt = collect_features(model, load_domain("mnistm", **kwargs), max_points=points, seed=0)
+    options = {"max_points": points, "seed": 0, "domain_statistics": resolve("auto", info.config) == "domain"}
+    src = collect_features(model, load_domain("mnist", **kwargs), **options)
+    tgt = collect_features(model, load_domain("mnistm", **kwargs), **options)
     return np.concatenate([src.features, tgt.features]).astype(np.float64), np.r_[src.labels, tgt.labels]
 
 
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     report = {"machine_load_average_before": [round(v, 2) for v in os.getloadavg()], "threads": 1, "checkpoints": {}}
-    for path in sorted((ROOT / "checkpoints").glob("*.safetensors")):
+    for path in sorted((ROOT / "checkpoints").glob("*_mnist_mnistm.safetensors")):
         x, labels = features(path, args.points)
         rows = {}
         with threadpool_limits(1):

@@ -133,7 +133,7 @@ def test_attention_gap_view_needs_the_checkpoints_domains(files, tmp_path, capsy
     info = CheckpointInfo(config, CLASSES, str(tmp_path / "gone"), "mnist")
     ckpt = save_checkpoint(tmp_path / "elsewhere.safetensors", build_model(config), info)
     argv = ["attention", "--checkpoint", str(ckpt), "--image", str(files["root"] / "grey.png"), "--out", str(tmp_path)]
-    assert main(argv) == 2
+    assert main([*argv, "--view", "gap"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot be loaded here" in err and "choose the attention" in err
     assert main([*argv, "--view", "attention", "--json"]) == 0

@@ -67,4 +67,5 @@ def test_default_overlays_of_the_shipped_model_are_not_flat(tmp_path, name):
         assert spread >= 0.05 and len(np.unique(np.round(t * 255))) >= 8, f"{Path(example).name} is flat"
         positions.append(t)
     everything = np.concatenate(positions)
-    assert np.percentile(everything, 99) - np.percentile(everything, 1) >= 0.5  # the shared scale uses the colormap
+    # the shared scale is fitted to the values of the request: together the maps reach both ends of the colormap
+    assert everything.max() - everything.min() >= 0.8

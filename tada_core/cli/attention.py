@@ -42,9 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--view",
         choices=list(VIEWS),
-        default="gap",
-        help="attention w = 1 - H2(d^k); transferability H2(d^k) = 1 - w; gap: probes' P(target) per region "
-        "(default gap; needs the checkpoint's domains)",
+        default="attention",
+        help="attention w = 1 - H2(d^k) (default); transferability H2(d^k) = 1 - w; gap: probes' P(target) per "
+        "region (needs the checkpoint's domains)",
     )
     parser.add_argument(
         "--scale",
