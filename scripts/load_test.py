@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from gradio_http import HttpAttentionClient  # scripts/, beside this file
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "app" / "examples"
@@ -74,16 +75,32 @@ def pick_checkpoint(folder: Path, app_root: Path) -> tuple[list[str], str]:
     return ["--checkpoint", str(path)], "random lenet (tada), no shipped checkpoint in checkpoints/"
 
 
-def start_server(port: int, folder: Path, flags: list[str], log, app_root: Path) -> subprocess.Popen:
-    """``python -m tada_core app`` importing the code of ``app_root`` (not whatever is installed)."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (all its threads) so far, from ``/proc/PID/stat``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()  # fields 3… of proc(5)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_set(text: str | None) -> set[int] | None:
+    return {int(c) for c in text.split(",")} if text else None
+
+
+def start_server(
+    port: int, folder: Path, flags: list[str], log, app_root: Path, cpus: set[int] | None = None
+) -> subprocess.Popen:
+    """``python -m tada_core app`` importing the code of ``app_root`` (not whatever is installed),
+    pinned to ``cpus`` when given."""
     command = [sys.executable, "-m", "tada_core", "app", "--host", "127.0.0.1", "--port", str(port), *flags]
     command += ["--runs-dir", str(folder / "runs"), "--data-root", str(folder / "data")]
     path = os.pathsep.join(filter(None, [str(app_root), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": path}
-    return subprocess.Popen(command, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+    return subprocess.Popen(command, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=pin)
 
 
-def new_client(url: str, downloads: Path | None):
+def new_client(url: str, downloads: Path | None, kind: str = "gradio"):
+    if kind == "http":
+        return HttpAttentionClient(url, download=downloads is not None)
     from gradio_client import Client
 
     if downloads is None:
@@ -104,9 +121,21 @@ def wait_until_up(url: str, server: subprocess.Popen, deadline: float, downloads
 
 def attention(client, checkpoints: tuple[str, str], images: dict[str, str], timeout: float) -> float:
     """One Attention request; its latency in seconds."""
+    start = time.perf_counter()
+    if isinstance(client, HttpAttentionClient):
+        arguments = [*checkpoints, None, None, "jet", 0.5, "smooth", "gap", "shared"]
+        _, gallery, values = client.attention(arguments, {2: [images["source"]], 3: [images["target"]]}, timeout)
+    else:
+        gallery, values = _gradio_attention(client, checkpoints, images, timeout)
+    expected = 2 * len({name for name in checkpoints if name != "(none)"})
+    if len(gallery) != expected or len(values["results"]) != expected:
+        raise RuntimeError(f"unexpected answer: {len(gallery)} overlays, {expected} expected")
+    return time.perf_counter() - start
+
+
+def _gradio_attention(client, checkpoints: tuple[str, str], images: dict[str, str], timeout: float) -> tuple:
     from gradio_client import handle_file
 
-    start = time.perf_counter()
     job = client.submit(
         checkpoint=checkpoints[0],
         compare_with=checkpoints[1],
@@ -120,10 +149,7 @@ def attention(client, checkpoints: tuple[str, str], images: dict[str, str], time
         api_name="/attention",
     )
     _, gallery, values = job.result(timeout=timeout)
-    expected = 2 * len({name for name in checkpoints if name != "(none)"})
-    if len(gallery) != expected or len(values["results"]) != expected:
-        raise RuntimeError(f"unexpected answer: {len(gallery)} overlays, {expected} expected")
-    return time.perf_counter() - start
+    return gallery, values
 
 
 def stats(latencies: list[float]) -> dict:
@@ -137,14 +163,16 @@ def stats(latencies: list[float]) -> dict:
     }
 
 
-def concurrent_phase(url: str, checkpoints, images: dict, n: int, deadline: float, downloads: Path | None) -> dict:
+def concurrent_phase(
+    url: str, checkpoints, images: dict, n: int, deadline: float, downloads: Path | None, kind: str = "gradio"
+) -> dict:
     latencies: list[float | None] = [None] * n
     errors: list[str] = []
     ready = threading.Barrier(n)
 
     def one(i: int) -> None:
         try:
-            client = new_client(url, downloads / f"c{i}" if downloads else None)
+            client = new_client(url, downloads / f"c{i}" if downloads else None, kind)
             ready.wait(timeout=max(1.0, deadline - time.time()))
             latencies[i] = attention(client, checkpoints, images, timeout=max(1.0, deadline - time.time()))
         except threading.BrokenBarrierError:
@@ -202,8 +230,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrent", type=int, default=20)
     parser.add_argument("--sequential", type=int, default=200)
     parser.add_argument("--timeout", type=float, default=900.0, help="time budget for the whole run, seconds")
+    parser.add_argument(
+        "--server-cpus",
+        default=None,
+        help="pin the server to these cores, e.g. 0 (with --client-cpus 1: the clients do not take the server's CPU, "
+        "as visitors on other machines would not)",
+    )
+    parser.add_argument(
+        "--client",
+        choices=("gradio", "http"),
+        default="gradio",
+        help="gradio: one gradio_client.Client per visitor (default); http: a light client over Gradio's HTTP "
+        "routes (scripts/gradio_http.py), so that the clients' CPU on this machine does not hide the server's",
+    )
+    parser.add_argument("--client-cpus", default=None, help="pin this client process to these cores, e.g. 1")
     parser.add_argument("--note", default="CPU only; the 2 cores were shared with other engineers' jobs")
     args = parser.parse_args(argv)
+    if args.client_cpus:  # before any thread starts, so that every client thread inherits it
+        os.sched_setaffinity(0, cpu_set(args.client_cpus))
     deadline = time.time() + args.timeout
     app_root = Path(args.app_root).resolve()
     images = {role: str(next(iter(sorted(EXAMPLES.glob(f"{role}_*.png"))))) for role in ("source", "target")}
@@ -216,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         url = f"http://127.0.0.1:{port}/"
         log_path = folder / "server.log"
         with log_path.open("wb") as log:
-            server = start_server(port, folder, flags, log, app_root)
+            server = start_server(port, folder, flags, log, app_root, cpu_set(args.server_cpus))
         try:
             started = time.perf_counter()
             client = wait_until_up(url, server, deadline, downloads / "seq" if downloads else None)
@@ -226,8 +270,22 @@ def main(argv: list[str] | None = None) -> int:
             checkpoints = (defaults[0], args.compare or defaults[1])
             attention(client, checkpoints, images, timeout=max(1.0, deadline - time.time()))  # warm-up: loads them
             rss_idle = rss_mib(server.pid)
-            concurrent = concurrent_phase(url, checkpoints, images, args.concurrent, deadline, downloads)
+            cpu_start = cpu_seconds(server.pid)
+            concurrent = concurrent_phase(url, checkpoints, images, args.concurrent, deadline, downloads, args.client)
+            if args.client == "http":
+                client = new_client(url, downloads, "http")
+            cpu_concurrent, client_cpu = cpu_seconds(server.pid), time.process_time()
             sequential = sequential_phase(client, checkpoints, server.pid, images, args.sequential, deadline)
+            cpu_sequential, client_cpu = cpu_seconds(server.pid), time.process_time() - client_cpu
+            server_cpu_ms = {
+                "concurrent_per_request": round(
+                    1000 * (cpu_concurrent - cpu_start) / max(1, concurrent["succeeded"]), 1
+                ),
+                "sequential_per_request": round(
+                    1000 * (cpu_sequential - cpu_concurrent) / max(1, sequential["succeeded"]), 1
+                ),
+                "client_sequential_per_request": round(1000 * client_cpu / max(1, sequential["succeeded"]), 1),
+            }
         except BaseException:
             print(log_path.read_text()[-3000:], file=sys.stderr)
             raise
@@ -255,10 +313,14 @@ def main(argv: list[str] | None = None) -> int:
             "torch": torch.__version__,
             "gradio": gradio.__version__,
             "queue_concurrency_limit": 4,
+            "server_cpus": args.server_cpus or "any",
+            "client_cpus": args.client_cpus or "any",
+            "client": args.client,
         },
         "startup_s": round(startup, 1),
         "rss_after_warmup_mib": round(rss_idle, 1),
         "server_log_cut_off_responses": server_log.count("Too little data for declared Content-Length"),
+        "server_cpu_ms": server_cpu_ms,
         "concurrent": concurrent,
         "sequential": sequential,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -282,6 +344,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{s['requests']} sequential: {s['succeeded']} ok · p50 {s['p50_s']} s · p95 {s['p95_s']} s · "
             f"peak RSS {s['peak_rss_mib']} MiB · growth request 50→{s['requests']}: {s['rss_growth_50_to_last_mib']} MiB"
         )
+    print(
+        f"server CPU per request: {server_cpu_ms['concurrent_per_request']} ms (concurrent), "
+        f"{server_cpu_ms['sequential_per_request']} ms (sequential); this client: "
+        f"{server_cpu_ms['client_sequential_per_request']} ms (sequential)"
+    )
     print(f"cut-off responses in the server log: {report['server_log_cut_off_responses']}; wrote {args.out}")
     errors = c["errors"] + s["errors"]
     if errors:
