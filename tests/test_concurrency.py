@@ -8,6 +8,7 @@ while the clients run, as on a shared demo host.
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 import threading
@@ -60,8 +61,8 @@ def cpu_burner():
 
 
 def expected_overlays(ctx, images: list[str]) -> list[np.ndarray]:
-    """The overlays of the two checkpoints in the app's default view (domain gap) and scale (shared),
-    computed here without the server (source, then target; each with both checkpoints)."""
+    """The overlays of the two checkpoints in the domain-gap view (what these clients ask for) on the
+    shared scale, computed here without the server (source, then target; each with both checkpoints)."""
     names = ("tada_tiny", "source_only_tiny")
     results = []
     for name in names:
@@ -116,3 +117,26 @@ def test_image_store_writes_each_picture_once_and_never_rewrites_it(tmp_path):
     assert store.png(picture[::-1].copy()) != first
     np.testing.assert_array_equal(np.asarray(Image.open(first)), picture)
     assert not list(tmp_path.glob(".staging-*"))
+
+
+def test_the_load_tests_light_http_client_gets_the_same_overlays(server):
+    """``scripts/gradio_http.py`` (``load_test.py --client http``) uploads, calls, reads the event
+    stream and downloads like a browser: its answer is the app's, overlay for overlay."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "gradio_http.py"
+    spec = importlib.util.spec_from_file_location("gradio_http", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    images = example_images()
+    source, target = images["source"][:1], images["target"][:1]
+    client = module.HttpAttentionClient(server.url)
+    arguments = ["tada_tiny", "source_only_tiny", None, None, "jet", 0.5, "smooth", "gap", "shared"]
+    _, gallery, values = client.attention(arguments, {2: source, 3: target}, timeout=120)
+    assert len(values["results"]) == 4 and len(module._file_urls(gallery)) == 4
+    for item, want in zip(gallery, expected_overlays(server.ctx, source + target), strict=True):
+        got = client.http.get(item["image"]["url"]).content
+        np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(got)).convert("RGB")), want)
+    with pytest.raises(RuntimeError, match="error"):
+        client.attention(["no_such_checkpoint", *arguments[1:]], {2: source, 3: target}, timeout=120)
