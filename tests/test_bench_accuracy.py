@@ -52,3 +52,10 @@ def test_cli_runs_a_tiny_suite_and_plots_its_curves(tmp_path, capsys):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     kept = tmp_path / "runs" / "tada_mnist_optdigits_s0"
     assert (kept / "last.safetensors").is_file() and (kept / "metrics.jsonl").is_file()
+
+
+def test_cli_refuses_a_plot_path_that_is_a_folder_before_training(tmp_path, capsys):
+    code = main(["bench", "accuracy", "--suite", "tiny", "--seeds", "1", "--variants", "tada", "--plot", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a folder" in err and not list(tmp_path.iterdir())  # nothing was trained

@@ -45,6 +45,17 @@ def test_batches_are_drawn_in_random_order_so_a_sorted_dataset_keeps_its_varianc
     assert float(adapted[0].running_var) == pytest.approx(0.25, abs=0.02)
 
 
+def test_a_last_batch_of_one_image_is_left_out_and_one_image_is_refused():
+    from tada_core.errors import DataError
+
+    model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    x = torch.randn(9, 2)  # batches of 4: 4 + 4 + 1; BatchNorm1d cannot train on the single one
+    adapted = with_domain_statistics(model, _images(x), batch_size=4)
+    assert int(adapted[1].num_batches_tracked) == 2
+    with pytest.raises(DataError, match="at least 2 images"):
+        with_domain_statistics(model, _images(x[:1]))
+
+
 def test_a_model_without_batchnorm_is_returned_unchanged():
     model = nn.Sequential(nn.Linear(2, 2))
     adapted = with_domain_statistics(model, _images(torch.randn(5, 2)))

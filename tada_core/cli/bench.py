@@ -133,6 +133,10 @@ def run_accuracy(args: argparse.Namespace) -> int:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise ConfigError(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    if args.plot is not None:  # a folder that cannot be written fails now, not after the runs
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        if args.plot.is_dir():
+            raise ConfigError(f"--plot {args.plot} is a folder; give a file name such as curves.png")
     settings = {"train.eval_every": args.eval_every or max(1, (args.iters or TrainConfig.iters) // 10)}
     if args.iters is not None:
         settings["train.iters"] = args.iters
