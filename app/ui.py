@@ -59,12 +59,3 @@ def refreshed_dropdown(choices: list[str], current: str | None, fallback: str | 
     """A dropdown update with new choices that keeps the current value when it is still there."""
     value = current if current in choices else (fallback if fallback in choices else (choices[0] if choices else None))
     return gr.update(choices=choices, value=value)
-
-
-def file_paths(files: Any) -> list[str]:
-    """Paths from a ``gr.File`` value (None, a path, or a list of paths / file objects)."""
-    if not files:
-        return []
-    if not isinstance(files, (list, tuple)):
-        files = [files]
-    return [getattr(f, "name", f) for f in files if f]

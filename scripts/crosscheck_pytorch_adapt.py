@@ -30,13 +30,13 @@ import torch
 from torch import nn
 
 from tada_core.config import TADAConfig, TrainConfig
-from tada_core.evaluate import evaluate
-from tada_core.grl import grl_coefficient
 from tada_core.model import build_model
-from tada_core.run_data import load_run_data
-from tada_core.sampling import BatchStream
-from tada_core.step import build_optimizer, lr_factor
-from tada_core.train import train
+from tada_core.model.grl import grl_coefficient
+from tada_core.training.evaluate import evaluate
+from tada_core.training.loop import train
+from tada_core.training.run_data import load_run_data
+from tada_core.training.sampling import BatchStream
+from tada_core.training.step import build_optimizer, lr_factor
 
 
 def pytorch_adapt_dann(config: TADAConfig, eval_every: int) -> list[list[float]]:

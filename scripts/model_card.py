@@ -15,8 +15,8 @@ import torch
 
 from tada_core.checkpoint import load_checkpoint
 from tada_core.data import load_domain
-from tada_core.evaluate import evaluate
-from tada_core.run_data import image_size_for, norm_for
+from tada_core.model.inputs import image_size_for, norm_for
+from tada_core.training.evaluate import evaluate
 
 
 def _backbone_note(cfg) -> str:

@@ -38,19 +38,20 @@ import matplotlib
 import numpy as np
 import torch
 
-from app.checkpoints import load_model
-from app.context import AppContext
-from app.jobs import JobManager
 from app.main import build_app, launch
-from app.render import card_html, model_block_html, overlay_array
+from app.render import card_html, model_block_html
+from app.serving.checkpoints import load_model
+from app.serving.context import AppContext
+from app.serving.jobs import JobManager
 from app.tabs.attention import TOP_K, _probes, attention_report, read_uploads
-from tada_core.inference import predict_attention
-from tada_core.views import value_ranges, view_grid
-from tada_core.viz import colormap_table
+from tada_core.explain.inference import predict_attention
+from tada_core.explain.result import view_grid
+from tada_core.explain.views import value_ranges
+from tada_core.explain.viz import colormap_table, overlay_view
 
 ROOT = Path(__file__).resolve().parents[1]
 OPTIONS = {"cmap": "jet", "alpha": 0.5, "mode": "smooth", "view": "gap", "scale": "shared"}  # the app's defaults
-STYLE = {k: OPTIONS[k] for k in ("view", "cmap", "alpha", "mode")}  # overlay_array's keywords
+STYLE = {k: OPTIONS[k] for k in ("view", "cmap", "alpha", "mode")}  # overlay_view's keywords
 
 
 def free_port() -> int:
@@ -83,7 +84,7 @@ def stages(ctx: AppContext, names: list[str], files: dict[str, list[str]], repea
     ranges = value_ranges([view_grid(r, OPTIONS["view"]) for r in flat], OPTIONS["scale"])
 
     def overlay_all() -> list[np.ndarray]:
-        return [overlay_array(r, value_range=v, **STYLE) for r, v in zip(flat, ranges, strict=True)]
+        return [overlay_view(r, value_range=v, **STYLE) for r, v in zip(flat, ranges, strict=True)]
 
     overlays = overlay_all()
 

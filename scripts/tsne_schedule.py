@@ -3,7 +3,7 @@
     PYTHONPATH=. .venv/bin/python scripts/tsne_schedule.py [--out docs/bench/tsne_schedule.json]
 
 For each shipped digits checkpoint: bottleneck features of 1,000 MNIST + 1,000 MNIST-M images (what
-the Features tab plots, with the same BatchNorm statistics), embedded by :func:`tada_core.analysis.tsne_embed`'s recipe (PCA to 50, PCA
+the Features tab plots, with the same BatchNorm statistics), embedded by :func:`tada_core.explain.features.tsne_embed`'s recipe (PCA to 50, PCA
 initialisation, perplexity 30, one thread) with openTSNE's default schedule and with ours, the
 two interleaved. Reports seconds, trustworthiness@10 (sklearn: how many of each point's
 embedded neighbours are true neighbours in feature space) and the 10-NN class accuracy in the
@@ -28,11 +28,11 @@ from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 from threadpoolctl import threadpool_limits
 
-from tada_core.analysis import EARLY_EXAGGERATION_ITER, ITERATIONS, collect_features
 from tada_core.checkpoint import load_checkpoint
 from tada_core.data import load_domain
-from tada_core.domain_stats import resolve
-from tada_core.run_data import image_size_for, norm_for
+from tada_core.explain.domain_stats import resolve
+from tada_core.explain.features import EARLY_EXAGGERATION_ITER, ITERATIONS, collect_features
+from tada_core.model.inputs import image_size_for, norm_for
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEDULES = {"opentsne_default_250_500": (250, 500), f"ours_{EARLY_EXAGGERATION_ITER}_{ITERATIONS}": None}

@@ -67,7 +67,7 @@ class TADAConfig:
 
     Args:
         variant: one of ``source_only``, ``dann``, ``tada_local``, ``tada_global``, ``tada``.
-        backbone: a name from :func:`tada_core.backbones.list_backbones`.
+        backbone: a name from :func:`tada_core.model.backbones.list_backbones`.
         num_classes: number of classes C.
         pretrained: load ImageNet weights for a torchvision backbone (never downloaded in tests).
         image_size: input side length; ``None`` takes the backbone's default (28 lenet, 224 resnet).

@@ -6,7 +6,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from tada_core.data import Domain
-from tada_core.run_data import RunData
+from tada_core.training.run_data import RunData
 
 
 def bars_domain(n: int, *, shift: float = 0.0, seed: int = 0, name: str = "bars") -> Domain:

@@ -9,10 +9,10 @@ from PIL import Image
 from torch.utils.data import TensorDataset
 
 from tada_core import DataError, TADAConfig, build_model
-from tada_core.analysis import a_distance, collect_features, domain_attention_stats, subset_indices, tsne_embed
 from tada_core.checkpoint import CheckpointInfo, load_checkpoint, save_checkpoint
 from tada_core.data import Domain
-from tada_core.inference import predict_attention, preprocess
+from tada_core.explain.features import a_distance, collect_features, domain_attention_stats, subset_indices, tsne_embed
+from tada_core.explain.inference import predict_attention, preprocess
 
 CLASSES = [str(i) for i in range(10)]
 

@@ -20,11 +20,11 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from app.checkpoints import CheckpointRegistry
-from app.context import example_images
-from app.domains import DomainCatalog, extract_zip
-from app.jobs import JobManager
 from app.main import build_app, launch, resolve_address
+from app.serving.checkpoints import CheckpointRegistry
+from app.serving.context import example_images
+from app.serving.domains import DomainCatalog, extract_zip
+from app.serving.jobs import JobManager
 from tada_core.checkpoint import CheckpointInfo, load_checkpoint, save_checkpoint
 from tada_core.cli import build_parser
 from tada_core.config import TADAConfig

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from app.checkpoints import SHIPPED_DIR
-from app.context import example_images
+from app.serving.checkpoints import SHIPPED_DIR
+from app.serving.context import example_images
 from tests.test_app import make_checkpoints, serve
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")

@@ -19,15 +19,16 @@ import pytest
 from gradio_client import Client
 from PIL import Image
 
-from app.checkpoints import load_model
-from app.context import example_images
-from app.images import ImageStore
-from app.jobs import JobManager
 from app.main import build_app, launch
-from app.render import overlay_array
-from tada_core.gap import checkpoint_gap
-from tada_core.inference import predict_attention
-from tada_core.views import VIEWS, value_ranges, view_grid
+from app.serving.checkpoints import load_model
+from app.serving.context import example_images
+from app.serving.images import ImageStore
+from app.serving.jobs import JobManager
+from tada_core.explain.gap import checkpoint_gap
+from tada_core.explain.inference import predict_attention
+from tada_core.explain.result import view_grid
+from tada_core.explain.views import VIEWS, value_ranges
+from tada_core.explain.viz import overlay_view
 from tests.test_app import attention, free_port, make_checkpoints
 
 pytestmark = [
@@ -73,7 +74,7 @@ def expected_overlays(ctx, images: list[str]) -> list[np.ndarray]:
     grids = [view_grid(result, "gap") for per_image in results for result in per_image]  # checkpoint-major
     [value_range, *_] = value_ranges(grids, "shared", VIEWS["gap"].fixed_range)
     return [
-        overlay_array(results[c][i], view="gap", value_range=value_range) for i in range(len(images)) for c in (0, 1)
+        overlay_view(results[c][i], view="gap", value_range=value_range) for i in range(len(images)) for c in (0, 1)
     ]
 
 

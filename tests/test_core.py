@@ -7,15 +7,15 @@ import torch
 import torch.nn.functional as F
 
 from tada_core import ConfigError, TADAConfig, build_model
-from tada_core.attention import (
+from tada_core.model.attention import (
     RegionDiscriminators,
     binary_entropy_from_logits,
     global_attention,
     local_attention,
 )
-from tada_core.backbones import build_backbone, list_backbones
-from tada_core.grl import GradientReversal, grl_coefficient, reverse_gradient
-from tada_core.losses import attentive_entropy
+from tada_core.model.backbones import build_backbone, list_backbones
+from tada_core.model.grl import GradientReversal, grl_coefficient, reverse_gradient
+from tada_core.model.losses import attentive_entropy
 
 VARIANT_TERMS = {
     "source_only": {"classification"},

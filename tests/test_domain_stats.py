@@ -7,7 +7,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from tada_core import TADAConfig
-from tada_core.domain_stats import resolve, trained_per_domain, with_domain_statistics
+from tada_core.explain.domain_stats import resolve, trained_per_domain, with_domain_statistics
 
 
 def _images(x):
@@ -78,8 +78,8 @@ def test_collect_features_with_domain_statistics_removes_a_per_channel_shift_bef
     # LeNet's first BatchNorm follows a convolution: adding a constant per output channel of that
     # convolution (through its bias) moves the running-statistics features but not the per-domain ones.
     from tada_core import build_model
-    from tada_core.analysis import collect_features
     from tada_core.data import Domain
+    from tada_core.explain.features import collect_features
 
     torch.manual_seed(0)
     model = build_model(TADAConfig(backbone="lenet", num_classes=10, variant="dann")).eval()

@@ -10,9 +10,9 @@ import time
 import pytest
 import torch
 
-import tada_core.train as train_module
+import tada_core.training.loop as train_module
 from tada_core.checkpoint import load_checkpoint
-from tada_core.train import TrainingError, train
+from tada_core.training.loop import TrainingError, train
 from tests.helpers import bars_run_data
 from tests.test_train import _config
 

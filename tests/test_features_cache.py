@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import app.tabs.features as features
-from app.context import AppContext
-from app.jobs import JobManager
+from app.serving.context import AppContext
+from app.serving.jobs import JobManager
 from tests.test_app import make_checkpoints
 
 

@@ -6,7 +6,7 @@ import torch
 
 from tada_core import TADAConfig, build_model
 from tada_core.checkpoint import CheckpointInfo, save_checkpoint
-from tada_core.gap import GapError, checkpoint_gap, fit_region_probes, proxy_a_distance
+from tada_core.explain.gap import GapError, checkpoint_gap, fit_region_probes, proxy_a_distance
 
 DIGITS = [str(i) for i in range(10)]
 

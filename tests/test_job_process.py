@@ -15,7 +15,7 @@ import pytest
 import torch
 from gradio_client import Client
 
-from app.context import example_images
+from app.serving.context import example_images
 from tests.test_app import TINY_TRAIN, attention, make_checkpoints, serve, wait_for_job
 
 pytestmark = [
@@ -62,9 +62,9 @@ def test_an_error_inside_the_training_process_fails_the_job_with_its_message(ser
 
 
 def test_frozen_backbone_training_encodes_inside_the_training_process(tmp_path):
-    from app.jobs import JobManager
+    from app.serving.jobs import JobManager
     from tada_core.config import TADAConfig, TrainConfig
-    from tada_core.run_data import load_run_data
+    from tada_core.training.run_data import load_run_data
 
     train = TrainConfig(source="optdigits", target="mnist", iters=2, batch_size=8, eval_every=2, eval_max=32)
     train.frozen_backbone, train.out = True, str(tmp_path / "run")

@@ -19,13 +19,13 @@ from tada_core.config import TADAConfig
 from tada_core.data import IMAGENET_NORM, Domain, build_transform, load_domain
 from tada_core.data.datasets import ArrayImages
 from tada_core.data.photos import PHOTO_CLASSES, photo_arrays, render_sketch
-from tada_core.evaluate import evaluate
-from tada_core.feature_cache import CachedMaps, FrozenBackboneHead, cache_run_data
-from tada_core.lite0 import Lite0WeightsError, load_lite0_imagenet, map_lite0_keys
 from tada_core.model import build_model
-from tada_core.photo_defaults import with_photo_defaults
-from tada_core.run_data import RunData
-from tada_core.train import train
+from tada_core.model.lite0 import Lite0WeightsError, load_lite0_imagenet, map_lite0_keys
+from tada_core.training.evaluate import evaluate
+from tada_core.training.feature_cache import CachedMaps, FrozenBackboneHead, cache_run_data
+from tada_core.training.loop import train
+from tada_core.training.photo_defaults import with_photo_defaults
+from tada_core.training.run_data import RunData
 
 PER_CLASS = 8
 
@@ -148,7 +148,7 @@ def test_frozen_backbone_keeps_the_pretrained_weights(cached_pair, tmp_path):
 
 
 def test_unfamiliar_uploads_get_a_notice(cached_pair, tiny_pair, tmp_path):
-    from tada_core.familiarity import familiarity_notes, reference_for
+    from tada_core.explain.familiarity import familiarity_notes, reference_for
 
     digits, digits_info = load_checkpoint("checkpoints/tada_mnist_mnistm.safetensors")
     digit, cat = Image.open("app/examples/target_mnistm_3.png"), Image.fromarray(photo_arrays("photos", 8, 0)[0][0])
@@ -167,7 +167,7 @@ def test_unfamiliar_uploads_get_a_notice(cached_pair, tiny_pair, tmp_path):
 
 
 def test_shipped_photo_checkpoint_classifies_the_photo_examples():
-    from tada_core.inference import predict_attention
+    from tada_core.explain.inference import predict_attention
 
     model, info = load_checkpoint("checkpoints/tada_photos_sketch.safetensors")
     assert (info.config.backbone, info.source, info.target) == ("efficientnet_lite0", "photos", "photos-sketch")

@@ -27,15 +27,15 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 from safetensors.torch import save_file
 
-import app.domains
+import app.serving.domains
 import app.tabs.attention
-from app.checkpoints import load_model
-from app.context import example_images
-from app.jobs import JobManager
 from app.main import build_app, launch
+from app.serving.checkpoints import load_model
+from app.serving.context import example_images
+from app.serving.jobs import JobManager
 from tada_core.checkpoint import CheckpointInfo
 from tada_core.config import TADAConfig
-from tada_core.inference import predict_attention
+from tada_core.explain.inference import predict_attention
 from tada_core.model import build_model
 from tests.test_app import DIGITS, TINY_TRAIN, attention, free_port, make_checkpoints
 from tests.test_robust_files import evil_pickle, lying_checkpoint, lying_metadata
@@ -385,7 +385,7 @@ def _make_zip(path: Path, kind: str, escape: Path) -> None:
 )
 def test_hostile_zips_are_refused_and_nothing_is_written_outside(server, tmp_path, monkeypatch, kind, message):
     if kind == "too-big":
-        monkeypatch.setattr(app.domains, "MAX_ZIP_BYTES", 1000)
+        monkeypatch.setattr(app.serving.domains, "MAX_ZIP_BYTES", 1000)
     escape = Path("/tmp") / f"tada-escape-{uuid.uuid4().hex}"  # absolute paths and links point here
     archive = tmp_path / f"{kind}.zip"
     _make_zip(archive, kind, escape)

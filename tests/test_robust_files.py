@@ -19,8 +19,8 @@ import torch
 from PIL import EpsImagePlugin, Image
 from safetensors.torch import save_file
 
-from app.checkpoints import CheckpointRegistry
-from app.domains import DomainCatalog
+from app.serving.checkpoints import CheckpointRegistry
+from app.serving.domains import DomainCatalog
 from tada_core.checkpoint import CheckpointInfo, load_checkpoint, save_checkpoint
 from tada_core.cli import main
 from tada_core.config import TADAConfig

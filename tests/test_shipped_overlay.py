@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.context import AppContext
+from app.serving.context import AppContext
 from app.tabs.attention import attention_report
 from app.ui import NONE
 

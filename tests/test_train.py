@@ -9,10 +9,10 @@ from safetensors.torch import save_file
 
 from tada_core import CheckpointError, ConfigError, TADAConfig, build_model
 from tada_core.checkpoint import CheckpointInfo, atomic_write, load_checkpoint, save_checkpoint
-from tada_core.evaluate import evaluate
-from tada_core.sampling import StreamBatchSampler
-from tada_core.step import lr_factor
-from tada_core.train import Callback, TrainingError, train
+from tada_core.training.evaluate import evaluate
+from tada_core.training.loop import Callback, TrainingError, train
+from tada_core.training.sampling import StreamBatchSampler
+from tada_core.training.step import lr_factor
 from tests.helpers import bars_run_data
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from app.context import AppContext
-from app.jobs import JobManager
+from app.serving.context import AppContext
+from app.serving.jobs import JobManager
+from app.serving.uploads import file_digest, keep_by_hash
 from app.tabs.model import add_uploaded_checkpoint
-from app.uploads import file_digest, keep_by_hash
 from tada_core.checkpoint import CheckpointInfo, load_checkpoint, save_checkpoint
 from tada_core.config import TADAConfig
 from tada_core.errors import CheckpointError

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from tada_core.errors import ConfigError
-from tada_core.inference import AttentionResult
-from tada_core.views import VIEWS, range_text, value_ranges, view_grid
+from tada_core.explain.result import AttentionResult, view_grid
+from tada_core.explain.views import VIEWS, range_text, value_ranges
 
 
 def _result(grid, gap=None):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tada_core.inference import AttentionResult
-from tada_core.viz import (
+from tada_core.explain.result import AttentionResult
+from tada_core.explain.viz import (
     TsnePanel,
     attention_figure,
     color_range,

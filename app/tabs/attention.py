@@ -10,7 +10,7 @@ because the frozen region features still separate the domains everywhere); ``sca
 request, the default), ``fixed`` or ``image``. The JSON holds, per image and checkpoint, the
 prediction, top-k, the grid w (h×w, in [0, 1], or null), the grids of all three views, the colour
 range used, m, P(source) and ``unfamiliar``: null, or why the image is far from what that
-checkpoint was trained on (:mod:`tada_core.familiarity`).
+checkpoint was trained on (:mod:`tada_core.explain.familiarity`).
 """
 
 from __future__ import annotations
@@ -21,16 +21,19 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image
 
-from app.checkpoints import load_model
-from app.context import AppContext
-from app.familiarity import upload_notes
-from app.render import COLORMAPS, card_html, colorbar_html, message_html, model_block_html, overlay_array
-from app.ui import NONE, checkpoint_dropdown, file_paths, user_errors
+from app.render import COLORMAPS, card_html, colorbar_html, message_html, model_block_html
+from app.serving.checkpoints import load_model
+from app.serving.context import AppContext
+from app.serving.familiarity import upload_notes
+from app.serving.uploads import file_paths
+from app.ui import NONE, checkpoint_dropdown, user_errors
 from tada_core.data import load_image
 from tada_core.errors import DataError
-from tada_core.gap import GapError, RegionProbes, checkpoint_gap
-from tada_core.inference import predict_attention
-from tada_core.views import SCALE_NAMES, VIEWS, check_view, range_text, value_ranges, view_grid
+from tada_core.explain.gap import GapError, RegionProbes, checkpoint_gap
+from tada_core.explain.inference import predict_attention
+from tada_core.explain.result import view_grid
+from tada_core.explain.views import SCALE_NAMES, VIEWS, check_view, range_text, value_ranges
+from tada_core.explain.viz import overlay_view
 
 PHOTO_EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples" / "photos"
 MAX_IMAGES = 16  # per role
@@ -139,7 +142,7 @@ def attention_report(
             result, value_range = results[i], ranges[c * len(items) + i]
             if unfamiliar[i]:
                 warnings.append(message_html(f"{role} image '{file_name}' on {name}: {unfamiliar[i]}.", "warning"))
-            overlay = overlay_array(result, view=view, value_range=value_range, cmap=cmap, alpha=alpha, mode=mode)
+            overlay = overlay_view(result, view=view, value_range=value_range, cmap=cmap, alpha=alpha, mode=mode)
             blocks.append(model_block_html(name, info.variant, result, overlay, options, value_range, gap_note))
             note = f"pred {result.predicted}" if value_range is not None else f"no {view} map"
             gallery.append((ctx.images.png(overlay), f"{role} · {file_name} · {name} · {view} · {note}"))

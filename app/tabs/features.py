@@ -5,7 +5,7 @@ API ``/tsne``: ``(checkpoint, compare_with, source, target, max_points, perplexi
 ``(figure PNG, summary markdown, [PNG, CSV, gap PNG] downloads, summary JSON, gap-map PNG)``. Two
 checkpoints are drawn side by side, as in the paper's Figure 2 (source-only vs TADA). The gap map
 is the per-region proxy A-distance of linear probes fitted on the frozen region features
-(:mod:`tada_core.gap`), on one colour scale shared by the checkpoints.
+(:mod:`tada_core.explain.gap`), on one colour scale shared by the checkpoints.
 """
 
 from __future__ import annotations
@@ -20,17 +20,17 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from app.checkpoints import load_model
-from app.context import AppContext
+from app.serving.checkpoints import load_model
+from app.serving.context import AppContext
 from app.ui import IMAGE_BUTTONS, NONE, checkpoint_dropdown, user_errors
-from tada_core.analysis import a_distance, collect_features, tsne_embed
 from tada_core.data import check_same_classes, load_domain
-from tada_core.domain_stats import resolve
 from tada_core.errors import ConfigError
-from tada_core.gap import pair_gap
-from tada_core.run_data import image_size_for, norm_for
-from tada_core.views import value_ranges
-from tada_core.viz import TsnePanel, figure_to_png, gap_maps_figure, tsne_panels_figure
+from tada_core.explain.domain_stats import resolve
+from tada_core.explain.features import a_distance, collect_features, tsne_embed
+from tada_core.explain.gap import pair_gap
+from tada_core.explain.views import value_ranges
+from tada_core.explain.viz import TsnePanel, figure_to_png, gap_maps_figure, tsne_panels_figure
+from tada_core.model.inputs import image_size_for, norm_for
 
 CSV_COLUMNS = ("checkpoint", "x", "y", "domain", "class", "prediction")
 MAX_POINTS = 3000

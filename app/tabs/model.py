@@ -13,16 +13,16 @@ from pathlib import Path
 
 import gradio as gr
 
-from app.checkpoints import Entry, load_model
-from app.context import AppContext
-from app.domains import MAX_ZIP_BYTES
 from app.plots import LOSS_KEYS, curves_image, read_metrics
-from app.ui import IMAGE_BUTTONS, checkpoint_dropdown, file_paths, user_errors
-from app.uploads import keep_by_hash
-from tada_core.backbones import backbone_spec
+from app.serving.checkpoints import Entry, load_model
+from app.serving.context import AppContext
+from app.serving.domains import MAX_ZIP_BYTES
+from app.serving.uploads import file_paths, keep_by_hash
+from app.ui import IMAGE_BUTTONS, checkpoint_dropdown, user_errors
 from tada_core.checkpoint import read_checkpoint
 from tada_core.errors import CheckpointError
-from tada_core.run_data import image_size_for
+from tada_core.model.backbones import backbone_spec
+from tada_core.model.inputs import image_size_for
 
 VARIANT_TEXT = {
     "source_only": "source only — classification loss, no adaptation",

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import gradio as gr
 
-from app.context import AppContext
-from app.domains import MAX_ZIP_BYTES
-from app.jobs import ACTIVE, Job
 from app.plots import curves_image
-from app.train_form import DEVICES, start_job
+from app.serving.context import AppContext
+from app.serving.domains import MAX_ZIP_BYTES
+from app.serving.jobs import ACTIVE, Job
+from app.serving.train_form import DEVICES, start_job
 from app.ui import IMAGE_BUTTONS, user_errors
-from tada_core.backbones import list_backbones
 from tada_core.config import VARIANTS, OptimConfig, TADAConfig, TrainConfig
-from tada_core.photo_defaults import PHOTO_BACKBONES, with_photo_defaults
+from tada_core.model.backbones import list_backbones
+from tada_core.training.photo_defaults import PHOTO_BACKBONES, with_photo_defaults
 
 POLL_SECONDS = 1.0
 CURVES_MIN_INTERVAL_S = 2.0
@@ -95,7 +95,7 @@ def _progress_html(job: Job | None) -> str:
 
 
 def photo_form_defaults(backbone: str) -> tuple:
-    """Choosing efficientnet_lite0 fills in the photo defaults (tada_core/photo_defaults.py)."""
+    """Choosing efficientnet_lite0 fills in the photo defaults (tada_core/training/photo_defaults.py)."""
     if backbone not in PHOTO_BACKBONES:
         return gr.skip(), gr.skip(), gr.skip(), gr.skip()
     train = with_photo_defaults({"backbone": backbone, "pretrained": True})["train"]

@@ -37,7 +37,7 @@ def run_one(job: dict) -> dict:
     """Train one (variant, pair, seed) job in a temporary folder; returns its final accuracies."""
     import torch
 
-    from tada_core.train import train
+    from tada_core.training.loop import train
 
     torch.set_num_threads(job.get("threads", 1))
     data = {"variant": job["variant"], "train": {"source": job["source"], "target": job["target"]}}

@@ -8,7 +8,7 @@ images is scored against the planted-cell mask with the ROC-AUC over all cells (
 
 * ``attention`` — w = 1 − H₂(d̂ᵏ), read high = planted (eq. 3: the discriminator is confident);
 * ``transferability`` — H₂(d̂ᵏ), read low = planted (so its AUC is the attention's);
-* ``gap`` — the region probes' P(target) (:mod:`tada_core.gap`), fitted on the train parts of
+* ``gap`` — the region probes' P(target) (:mod:`tada_core.explain.gap`), fitted on the train parts of
   source and target, reported on the test parts; read high = planted.
 
 Each region's features see 16×16 pixels around its 4×4 cell (LeNet's receptive field), so a
@@ -36,10 +36,10 @@ from tada_core.data import DIGITS_NORM, Domain
 from tada_core.data.datasets import TensorImages
 from tada_core.data.digits import DIGIT_CLASSES
 from tada_core.data.transforms import arrays_to_tensor
-from tada_core.gap import fit_region_probes
+from tada_core.explain.gap import fit_region_probes
 from tada_core.model import TADAModel, build_model
-from tada_core.run_data import RunData
-from tada_core.train import Callback, Run, train
+from tada_core.training.loop import Callback, Run, train
+from tada_core.training.run_data import RunData
 
 LOCAL_VARIANTS = ("tada", "tada_local")
 DIRECTIONS = {"attention": "high", "transferability": "low", "gap": "high"}

@@ -18,11 +18,11 @@ from collections.abc import Callable, Sequence
 import torch
 
 from tada_core.config import TADAConfig
-from tada_core.feature_cache import cache_run_data
 from tada_core.model import build_model
-from tada_core.photo_defaults import PHOTO_DEFAULTS, with_photo_defaults
-from tada_core.run_data import load_run_data
-from tada_core.train import Callback, train
+from tada_core.training.feature_cache import cache_run_data
+from tada_core.training.loop import Callback, train
+from tada_core.training.photo_defaults import PHOTO_DEFAULTS, with_photo_defaults
+from tada_core.training.run_data import load_run_data
 
 
 def _config(variant: str, source: str, target: str, seed: int, settings: dict, out: str) -> TADAConfig:

@@ -15,7 +15,7 @@ import torch
 
 from tada_core.config import VARIANTS, TADAConfig
 from tada_core.model import build_model
-from tada_core.step import build_optimizer, train_step
+from tada_core.training.step import build_optimizer, train_step
 
 # (backbone, image size, images per domain) as asked in the project's speed goal
 DEFAULT_SETTINGS = (("resnet50", 224, 8), ("lenet", 28, 64))

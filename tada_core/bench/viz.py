@@ -1,11 +1,11 @@
 """Visualisation benchmarks: t-SNE backends, and attention maps vs a plain forward and Grad-CAM.
 
-* :func:`bench_tsne` — openTSNE (what :func:`tada_core.analysis.tsne_embed` uses) against
+* :func:`bench_tsne` — openTSNE (what :func:`tada_core.explain.features.tsne_embed` uses) against
   scikit-learn's ``TSNE`` on the same PCA-50 features of a 10-cluster 256-d Gaussian mixture;
   seconds, ratio and the 10-NN cluster accuracy of each embedding (does the picture keep the
   clusters?).
 * :func:`bench_attention` — ResNet-50 at 224×224, random weights, one image: TADA's attention
-  comes out of the forward pass, so :func:`~tada_core.inference.predict_attention` should cost
+  comes out of the forward pass, so :func:`~tada_core.explain.inference.predict_attention` should cost
   about a plain classifier forward; Grad-CAM needs a backward pass as well.
 
 Both return flat ``dict``s of numbers (``tada bench tsne|attention --json``). Timings are medians.
@@ -22,10 +22,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from tada_core.analysis import tsne_embed
 from tada_core.checkpoint import CheckpointInfo
 from tada_core.config import TADAConfig
-from tada_core.inference import predict_attention, preprocess
+from tada_core.explain.features import tsne_embed
+from tada_core.explain.inference import predict_attention, preprocess
 from tada_core.model import TADAModel, build_model
 
 

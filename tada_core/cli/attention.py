@@ -16,15 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from tada_core.analysis import domain_attention_stats
 from tada_core.checkpoint import load_checkpoint
 from tada_core.data import load_domain, load_image
 from tada_core.errors import ConfigError
-from tada_core.gap import GapError, checkpoint_gap
-from tada_core.inference import predict_attention
-from tada_core.run_data import image_size_for, norm_for
-from tada_core.views import SCALES, VIEWS, check_view, value_ranges, view_grid
-from tada_core.viz import MODES, attention_figure, domain_attention_figure, figure_to_png
+from tada_core.explain.features import domain_attention_stats
+from tada_core.explain.gap import GapError, checkpoint_gap
+from tada_core.explain.inference import predict_attention
+from tada_core.explain.result import view_grid
+from tada_core.explain.views import SCALES, VIEWS, check_view, value_ranges
+from tada_core.explain.viz import MODES, attention_figure, domain_attention_figure, figure_to_png
+from tada_core.model.inputs import image_size_for, norm_for
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -168,7 +168,7 @@ def run_accuracy(args: argparse.Namespace) -> int:
     lines.append(f"checks: {result['checks']}  ({result['minutes']} min)")
     if args.plot is not None:
         from tada_core.bench.curves import curves_figure
-        from tada_core.viz import figure_to_png
+        from tada_core.explain.viz import figure_to_png
 
         args.plot.write_bytes(figure_to_png(curves_figure(result)))
         lines.append(f"learning curves: {args.plot}")

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 
 from tada_core.config import VARIANTS, TADAConfig
-from tada_core.photo_defaults import with_photo_defaults
-from tada_core.train import Callback, Run, TrainResult, train
+from tada_core.training.loop import Callback, Run, TrainResult, train
+from tada_core.training.photo_defaults import with_photo_defaults
 
 # flag name -> (config path, type, help)
 FLAGS: dict[str, tuple[str, type, str]] = {

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from tada_core.analysis import a_distance, collect_features, tsne_embed
 from tada_core.checkpoint import load_checkpoint
 from tada_core.data import check_same_classes, load_domain
-from tada_core.domain_stats import STATISTICS, resolve
 from tada_core.errors import ConfigError
-from tada_core.run_data import image_size_for, norm_for
-from tada_core.viz import TsnePanel, figure_to_png, tsne_panels_figure
+from tada_core.explain.domain_stats import STATISTICS, resolve
+from tada_core.explain.features import a_distance, collect_features, tsne_embed
+from tada_core.explain.viz import TsnePanel, figure_to_png, tsne_panels_figure
+from tada_core.model.inputs import image_size_for, norm_for
 
 CSV_COLUMNS = ("checkpoint", "x", "y", "domain", "class", "prediction")
 

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from tada_core.data import Domain
 from tada_core.model import TADAModel, TADAOutput
-from tada_core.run_data import RunData
+from tada_core.training.run_data import RunData
 
 
 class CachedMaps(Dataset):
@@ -113,7 +113,7 @@ def cache_run_data(
 class FrozenBackboneHead(nn.Module):
     """Runs a :class:`TADAModel` from cached backbone maps (B, C, H, W) instead of images.
 
-    ``module`` is the wrapped model (the attribute name lets :func:`tada_core.step.unwrap` find it).
+    ``module`` is the wrapped model (the attribute name lets :func:`tada_core.training.step.unwrap` find it).
     """
 
     def __init__(self, model: TADAModel) -> None:
@@ -127,7 +127,7 @@ class FrozenBackboneHead(nn.Module):
 
 def training_features(data: RunData, max_points: int = 512) -> dict[str, torch.Tensor]:
     """Pooled cached maps (N, C) float16 of up to ``max_points`` source and target images, stored
-    in frozen-mode checkpoints as ``familiarity.features`` (see :mod:`tada_core.familiarity`)."""
+    in frozen-mode checkpoints as ``familiarity.features`` (see :mod:`tada_core.explain.familiarity`)."""
     maps = torch.cat([d.dataset.maps for d in (data.source_eval, data.target_eval)])  # (N, C, H, W)
     picks = torch.randperm(len(maps), generator=torch.Generator().manual_seed(0))[:max_points]
     return {"familiarity.features": maps[picks].float().mean(dim=(2, 3)).half()}

@@ -2,7 +2,7 @@
 
 Every value a browser or an API client sends is checked here and refused with a
 :class:`~tada_core.errors.ConfigError` / ``DataError`` that says what is allowed; domains go
-through the :class:`~app.domains.DomainCatalog` (built-ins, folders under the data root, zips).
+through the :class:`~app.serving.domains.DomainCatalog` (built-ins, folders under the data root, zips).
 """
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from app.context import AppContext
-from app.domains import extract_zip
-from app.ui import file_paths
-from tada_core.backbones import list_backbones
+from app.serving.context import AppContext
+from app.serving.domains import extract_zip
+from app.serving.uploads import file_paths
 from tada_core.config import VARIANTS, OptimConfig, TADAConfig, TrainConfig
 from tada_core.errors import ConfigError
-from tada_core.photo_defaults import wants_photo_defaults
-from tada_core.run_data import load_run_data
+from tada_core.model.backbones import list_backbones
+from tada_core.training.photo_defaults import wants_photo_defaults
+from tada_core.training.run_data import load_run_data
 
 DEVICES = ("auto", "cpu", "cuda")
 

@@ -27,7 +27,7 @@ from tada_core.checkpoint import CheckpointInfo, load_checkpoint, read_checkpoin
 from tada_core.errors import CheckpointError
 from tada_core.model import TADAModel
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_DIR = REPO_ROOT / "checkpoints"  # the repository's; see default_shipped_dir()
 PREFERRED = ("tada_mnist_mnistm",)  # opened first when present; then other tada* files
 CACHE_SIZE = 4

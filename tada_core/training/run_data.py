@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tada_core.backbones import backbone_spec
 from tada_core.config import TADAConfig
-from tada_core.data import DIGITS_NORM, IMAGENET_NORM, Domain, check_same_classes, load_domain
+from tada_core.data import Domain, check_same_classes, load_domain
+from tada_core.model.inputs import image_size_for, norm_for
 
 
 @dataclass
@@ -19,15 +19,6 @@ class RunData:
     @property
     def class_names(self) -> list[str]:
         return self.source.class_names
-
-
-def norm_for(config: TADAConfig) -> tuple:
-    """ImageNet mean/std for torchvision backbones, 0.5/0.5 for the digits backbone."""
-    return IMAGENET_NORM if backbone_spec(config.backbone).imagenet_norm else DIGITS_NORM
-
-
-def image_size_for(config: TADAConfig) -> int:
-    return config.image_size or backbone_spec(config.backbone).default_image_size
 
 
 def load_run_data(config: TADAConfig, data_root: str | None = None) -> RunData:

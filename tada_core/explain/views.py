@@ -5,7 +5,7 @@
 * ``transferability`` — H₂(d̂ᵏ) = 1 − w ∈ [0, 1]; 1 where the region's discriminator cannot tell
   the domains apart.
 * ``gap`` — the domain gap measured after training: P(target) per region from linear probes
-  fitted on the frozen region features (:mod:`tada_core.gap`) ∈ [0, 1]; high where this region
+  fitted on the frozen region features (:mod:`tada_core.explain.gap`) ∈ [0, 1]; high where this region
   of this image looks like the target domain, even when the training discriminators are fooled.
 
 Scales (how values map to the two ends of a colormap), for all the grids of one request:
@@ -18,14 +18,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tada_core.errors import ConfigError
-
-if TYPE_CHECKING:
-    from tada_core.inference import AttentionResult
 
 
 @dataclass(frozen=True)
@@ -70,16 +66,6 @@ def check_view(view: str, scale: str = "shared") -> View:
     if scale not in SCALES:
         raise ConfigError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
     return VIEWS[view]
-
-
-def view_grid(result: AttentionResult, view: str) -> np.ndarray | None:
-    """The (h, w) grid of ``view`` for one image, or None when that view is not available for it."""
-    check_view(view)
-    if view == "gap":
-        return result.gap
-    if result.grid is None:
-        return None
-    return result.grid if view == "attention" else (1.0 - result.grid).astype(np.float32)
 
 
 def value_ranges(

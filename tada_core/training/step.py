@@ -15,7 +15,7 @@ from tada_core.model import TADAModel
 
 def unwrap(model: torch.nn.Module) -> TADAModel:
     """The :class:`TADAModel` inside ``torch.compile``, DistributedDataParallel and/or
-    :class:`~tada_core.feature_cache.FrozenBackboneHead` wrappers."""
+    :class:`~tada_core.training.feature_cache.FrozenBackboneHead` wrappers."""
     model = getattr(model, "_orig_mod", model)
     while not isinstance(model, TADAModel) and hasattr(model, "module"):
         model = model.module

@@ -32,9 +32,9 @@ from safetensors import safe_open
 from tada_core.checkpoint import CheckpointInfo
 from tada_core.data import load_domain
 from tada_core.errors import TadaError
-from tada_core.inference import preprocess
+from tada_core.explain.inference import preprocess
 from tada_core.model import TADAModel
-from tada_core.run_data import image_size_for, norm_for
+from tada_core.model.inputs import image_size_for, norm_for
 
 FAR_FACTOR = 1.0  # unfamiliar beyond the 99th percentile of the training images' own distances
 SHRINK_FACTOR = 4  # small-input models: an upload more than 4× larger than the input is not theirs

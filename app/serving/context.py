@@ -10,12 +10,12 @@ from pathlib import Path
 
 import torch
 
-from app.checkpoints import CheckpointRegistry, default_shipped_dir
-from app.domains import DomainCatalog
-from app.images import ImageStore
-from app.jobs import JobManager, job_manager
+from app.serving.checkpoints import CheckpointRegistry, default_shipped_dir
+from app.serving.domains import DomainCatalog
+from app.serving.images import ImageStore
+from app.serving.jobs import JobManager, job_manager
 
-EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
 SCRATCH_MAX_AGE_S = 3600
 
 

@@ -19,11 +19,11 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from tada_core import losses as L
-from tada_core.attention import DomainDiscriminator, RegionDiscriminators, global_attention, local_attention
-from tada_core.backbones import backbone_spec, build_backbone
 from tada_core.config import TADAConfig
-from tada_core.grl import GradientReversal, grl_coefficient
+from tada_core.model import losses as L
+from tada_core.model.attention import DomainDiscriminator, RegionDiscriminators, global_attention, local_attention
+from tada_core.model.backbones import backbone_spec, build_backbone
+from tada_core.model.grl import GradientReversal, grl_coefficient
 
 
 class TADAOutput(NamedTuple):

@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 BLOCK = 2**20
 
@@ -55,3 +56,12 @@ def keep_by_hash(source: str | Path, folder: str | Path) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return home / target.name
+
+
+def file_paths(files: Any) -> list[str]:
+    """Paths from a ``gr.File`` value (None, a path, or a list of paths / file objects)."""
+    if not files:
+        return []
+    if not isinstance(files, (list, tuple)):
+        files = [files]
+    return [getattr(f, "name", f) for f in files if f]

@@ -5,7 +5,7 @@ session and API client sees the same job through :meth:`JobManager.status` and
 :meth:`JobManager.view`, polled by a ``gr.Timer``. A second start while a job runs is refused
 with :class:`JobBusyError`; closing the browser does not touch the job.
 
-The training itself runs in a ``spawn``-ed child process (:func:`app.job_worker.run_job`), so a
+The training itself runs in a ``spawn``-ed child process (:func:`app.serving.job_worker.run_job`), so a
 job that runs out of memory, crashes or is killed cannot take the web server with it: a monitor
 thread applies the child's events (progress, losses, evaluations, log lines, the attention of one
 fixed source and one fixed target probe image) to the job, and when the child's pipe closes
@@ -30,10 +30,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from app.job_worker import run_job
+from app.serving.job_worker import run_job
 from tada_core.config import TADAConfig
 from tada_core.errors import TadaError
-from tada_core.run_data import RunData, norm_for
+from tada_core.model.inputs import norm_for
+from tada_core.training.run_data import RunData
 
 ACTIVE = ("starting", "running", "stopping")
 MAX_LOG_LINES = 400
@@ -170,7 +171,7 @@ class JobManager:
             self._finish(job, "failed", f"training failed: {reason}; the server is fine, start a new job", reason)
 
     def _apply(self, job: Job, kind: str, payload) -> bool:
-        """Apply one event of :mod:`app.job_worker`; True for the final one."""
+        """Apply one event of :mod:`app.serving.job_worker`; True for the final one."""
         if kind == "log":
             self._log(job, payload)
         elif kind == "update":

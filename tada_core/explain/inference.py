@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,53 +23,12 @@ from PIL import Image
 from tada_core.checkpoint import CheckpointInfo
 from tada_core.data import build_transform, load_image
 from tada_core.data.images import to_rgb
-from tada_core.gap import RegionProbes
+from tada_core.explain.gap import RegionProbes
+from tada_core.explain.result import AttentionResult
 from tada_core.model import TADAModel
-from tada_core.run_data import image_size_for, norm_for
-from tada_core.views import VIEWS, view_grid
+from tada_core.model.inputs import image_size_for, norm_for
 
 ImageInput = Image.Image | str | os.PathLike | bytes
-
-
-@dataclass
-class AttentionResult:
-    """The model's view of one image.
-
-    Attributes:
-        image: (S, S, 3) uint8 RGB, the image as the model saw it (resized / centre-cropped,
-            un-normalised), ready for :func:`tada_core.viz.overlay_attention`.
-        grid: (h, w) float32 local attention w ∈ [0, 1]; None for variants without it.
-        probs: (C,) float32 softmax probabilities.
-        top_k: the k most probable ``(class name, probability)`` pairs, most probable first.
-        predicted: the most probable class name.
-        global_attention: m ∈ [1, 2]; None for ``source_only``.
-        domain_prob: σ(global domain logit) = P(source); None for ``source_only``.
-        gap: (h, w) float32 domain-gap view, the region probes' P(target) ∈ [0, 1]
-            (:mod:`tada_core.gap`); None unless probes were given.
-    """
-
-    image: np.ndarray
-    grid: np.ndarray | None
-    probs: np.ndarray
-    top_k: list[tuple[str, float]]
-    predicted: str
-    global_attention: float | None
-    domain_prob: float | None
-    gap: np.ndarray | None = None
-
-    def to_dict(self) -> dict:
-        """JSON-ready summary (no image pixels); ``views`` holds the grid of each per-region view."""
-        grids = {view: view_grid(self, view) for view in VIEWS}
-        return {
-            "predicted": self.predicted,
-            "top_k": [{"class": name, "prob": round(p, 6)} for name, p in self.top_k],
-            "global_attention": self.global_attention,
-            "domain_prob": self.domain_prob,
-            "grid_shape": list(self.grid.shape) if self.grid is not None else None,
-            "grid": np.round(self.grid, 6).tolist() if self.grid is not None else None,
-            "grid_mean": float(self.grid.mean()) if self.grid is not None else None,
-            "views": {view: np.round(g, 6).tolist() if g is not None else None for view, g in grids.items()},
-        }
 
 
 def input_spec(info_or_model: CheckpointInfo | TADAModel) -> tuple[int, tuple]:
@@ -142,7 +100,7 @@ def predict_attention(
 
     Runs without gradients in eval mode (the model's mode is restored afterwards), ``batch_size``
     images per forward pass. With ``probes`` (fitted on this model's region features, e.g. by
-    :func:`tada_core.gap.checkpoint_gap`) each result also carries the domain-gap grid, from the
+    :func:`tada_core.explain.gap.checkpoint_gap`) each result also carries the domain-gap grid, from the
     same forward pass.
     """
     if batch_size < 1:

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from tada_core.domain_stats import with_domain_statistics
 from tada_core.errors import DataError
+from tada_core.explain.domain_stats import with_domain_statistics
 from tada_core.model import TADAModel
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ def collect_features(
 
     Batched, without gradients, in eval mode (the model's mode is restored afterwards).
     ``domain_statistics``: normalise with BatchNorm statistics of this sample instead of the
-    running ones, as training did with separate forwards (:mod:`tada_core.domain_stats`).
+    running ones, as training did with separate forwards (:mod:`tada_core.explain.domain_stats`).
     """
     indices = subset_indices(len(domain.dataset), max_points, seed)
     if len(indices) == 0:

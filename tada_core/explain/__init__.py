@@ -1,0 +1,15 @@
+"""What a trained model shows: per-image views, per-pair measurements, and the drawing of both.
+
+    inference.py     predict_attention: prediction, w, m and the region views of a list of images
+    result.py        AttentionResult (one image's results) and view_grid (reads one view from it)
+    views.py         the per-region views (what each means, its range) and the colour scales
+    gap.py           the domain-gap probes: K linear probes fitted after training on frozen fᵏ
+    features.py      pooled features of a domain, t-SNE, proxy A-distance, mean attention of a domain
+    domain_stats.py  each domain normalised with its own BatchNorm statistics (as in training)
+    familiarity.py   "is this upload far from everything the model was trained on?"
+    viz.py           overlays, attention and gap figures, PNG encoding (pure: arrays in, images out)
+    viz_tsne.py      the t-SNE panels (coloured by domain and by class)
+
+May import: ``errors``, ``config``, ``data``, ``model``, ``checkpoint``, ``training``. Never ``bench``,
+``cli`` or the app.
+"""

@@ -1,0 +1,64 @@
+"""The model's view of one image (:class:`AttentionResult`) and how each per-region view is read from it.
+
+:mod:`tada_core.explain.inference` makes results; the views (:mod:`tada_core.explain.views`), the
+drawing (:mod:`tada_core.explain.viz`), the CLI and the app read them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tada_core.explain.views import VIEWS, check_view
+
+
+@dataclass
+class AttentionResult:
+    """The model's view of one image.
+
+    Attributes:
+        image: (S, S, 3) uint8 RGB, the image as the model saw it (resized / centre-cropped,
+            un-normalised), ready for :func:`tada_core.explain.viz.overlay_attention`.
+        grid: (h, w) float32 local attention w ∈ [0, 1]; None for variants without it.
+        probs: (C,) float32 softmax probabilities.
+        top_k: the k most probable ``(class name, probability)`` pairs, most probable first.
+        predicted: the most probable class name.
+        global_attention: m ∈ [1, 2]; None for ``source_only``.
+        domain_prob: σ(global domain logit) = P(source); None for ``source_only``.
+        gap: (h, w) float32 domain-gap view, the region probes' P(target) ∈ [0, 1]
+            (:mod:`tada_core.explain.gap`); None unless probes were given.
+    """
+
+    image: np.ndarray
+    grid: np.ndarray | None
+    probs: np.ndarray
+    top_k: list[tuple[str, float]]
+    predicted: str
+    global_attention: float | None
+    domain_prob: float | None
+    gap: np.ndarray | None = None
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (no image pixels); ``views`` holds the grid of each per-region view."""
+        grids = {view: view_grid(self, view) for view in VIEWS}
+        return {
+            "predicted": self.predicted,
+            "top_k": [{"class": name, "prob": round(p, 6)} for name, p in self.top_k],
+            "global_attention": self.global_attention,
+            "domain_prob": self.domain_prob,
+            "grid_shape": list(self.grid.shape) if self.grid is not None else None,
+            "grid": np.round(self.grid, 6).tolist() if self.grid is not None else None,
+            "grid_mean": float(self.grid.mean()) if self.grid is not None else None,
+            "views": {view: np.round(g, 6).tolist() if g is not None else None for view, g in grids.items()},
+        }
+
+
+def view_grid(result: AttentionResult, view: str) -> np.ndarray | None:
+    """The (h, w) grid of ``view`` for one image, or None when that view is not available for it."""
+    check_view(view)
+    if view == "gap":
+        return result.gap
+    if result.grid is None:
+        return None
+    return result.grid if view == "attention" else (1.0 - result.grid).astype(np.float32)

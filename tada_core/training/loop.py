@@ -1,0 +1,333 @@
+"""The training loop: a function with callbacks that the CLI, the tests and the app all drive.
+
+    result = train(config, callbacks=[PrintCallback()], should_stop=event.is_set)
+
+One step (:func:`~tada_core.training.step.train_step`) draws B source and B target images, runs one
+forward over both (each domain through the network on its own, so that BatchNorm uses per-domain
+batch statistics; ``train.joint_forward`` shares them), builds the variant's losses with λ_p from the
+progress p, and takes an SGD step with lr_p = lr·(1 + α·p)^(−β) (METHOD.md). Every
+``eval_every`` steps and at the end the model is evaluated on the target (and source), a line
+goes to ``metrics.jsonl``, and ``last.safetensors`` (with what ``--resume`` needs) and, when the
+target accuracy improved, ``best.safetensors`` are written atomically. Launched by ``torchrun``
+the same loop runs DistributedDataParallel (see :mod:`tada_core.training.distributed`); only rank 0 writes.
+With ``train.frozen_backbone`` every image is first encoded once by the (pretrained) backbone and
+the steps run on the cached maps (:mod:`tada_core.training.feature_cache`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from tada_core.checkpoint import CheckpointInfo, read_checkpoint, save_checkpoint
+from tada_core.config import TADAConfig
+from tada_core.errors import ConfigError, TadaError
+from tada_core.model import TADAModel, build_model
+from tada_core.training import distributed as D
+from tada_core.training import resume as R
+from tada_core.training.evaluate import evaluate
+from tada_core.training.feature_cache import CachedMaps, FrozenBackboneHead, cache_run_data, training_features
+from tada_core.training.run_data import RunData, load_run_data
+from tada_core.training.sampling import BatchStream
+from tada_core.training.step import amp_settings, build_optimizer, lr_factor, train_step
+
+LOSS_KEYS = ("total", "classification", "global_adversarial", "local_adversarial", "entropy")
+LAST, BEST, METRICS = "last.safetensors", "best.safetensors", "metrics.jsonl"
+
+
+class TrainingError(TadaError):
+    """Training cannot go on (NaN loss, out of memory, a run folder in the way)."""
+
+
+@dataclass
+class Run:
+    """What callbacks can see of a running job."""
+
+    config: TADAConfig
+    model: TADAModel
+    data: RunData
+    out_dir: Path
+    step: int = 0
+    best_accuracy: float = -1.0
+    history: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    last: Path
+    best: Path | None
+    steps: int
+    stopped: bool
+    final: dict
+    best_accuracy: float
+
+
+class Callback:
+    """Hooks called by :func:`train` (on rank 0 only in a distributed run); override what you need."""
+
+    def on_cache(self, done: int, total: int) -> None:
+        """Frozen-backbone mode: ``done`` of ``total`` images encoded (before :meth:`on_start`)."""
+
+    def on_start(self, run: Run) -> None: ...
+
+    def on_step(self, run: Run, logs: dict[str, float]) -> None: ...
+
+    def on_eval(self, run: Run, record: dict) -> None: ...
+
+    def on_end(self, run: Run, result: TrainResult) -> None: ...
+
+
+def _check_run_folder(out_dir: Path, resume: bool) -> None:
+    if (out_dir / LAST).exists() and not resume:
+        raise TrainingError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
+    if resume and not (out_dir / LAST).exists():
+        raise TrainingError(f"nothing to resume in {out_dir} (no last.safetensors); start it without --resume")
+
+
+def _cache_features(core: TADAModel, data: RunData, device: str, callbacks: Sequence[Callback]) -> RunData:
+    """Frozen-backbone mode: freeze G_f and replace every image by its backbone map, encoded once
+    (``data`` that already holds cached maps, e.g. from :func:`cache_run_data`, is used as it is)."""
+    core.backbone.requires_grad_(False)
+    if isinstance(data.source.dataset, CachedMaps):
+        return data
+    total, done = sum(len(d) for d in (data.source_eval, data.target_eval)), 0
+
+    def progress(n: int) -> None:
+        nonlocal done
+        done += n
+        for callback in callbacks:
+            callback.on_cache(done, total)
+
+    return cache_run_data(core, data, device=device, on_batch=progress)
+
+
+def _wrap(model: torch.nn.Module, config: TADAConfig, ctx: D.DistContext, device: str) -> torch.nn.Module:
+    """channels_last on CUDA ResNets, SyncBatchNorm and DDP when distributed, torch.compile if asked."""
+    tc = config.train
+    wrapped: torch.nn.Module = model
+    if device.startswith("cuda") and config.backbone.startswith("resnet"):
+        wrapped = wrapped.to(memory_format=torch.channels_last)
+    if ctx.enabled:
+        if tc.sync_bn:
+            wrapped = torch.nn.SyncBatchNorm.convert_sync_batchnorm(wrapped)
+        device_ids = [ctx.local_rank] if device.startswith("cuda") else None
+        wrapped = torch.nn.parallel.DistributedDataParallel(wrapped, device_ids=device_ids)
+    if tc.compile:
+        wrapped = torch.compile(wrapped)
+    return wrapped
+
+
+@dataclass
+class _Session:
+    """Everything one run holds besides :class:`Run`: devices, the optimiser, the batch streams."""
+
+    ctx: D.DistContext
+    device: str
+    forward_model: torch.nn.Module  # the model on images, or on cached maps in frozen-backbone mode
+    model: torch.nn.Module  # forward_model, wrapped for DDP / compile
+    optimizer: torch.optim.Optimizer
+    streams: list[BatchStream]
+    reference: dict[str, torch.Tensor]  # stored in checkpoints for the app's "unfamiliar image" notice
+    amp_dtype: torch.dtype | None
+    scaler: torch.amp.GradScaler | None
+    callbacks: Sequence[Callback]
+
+
+def _setup(
+    config: TADAConfig, data: RunData | None, resume: bool, callbacks: Sequence[Callback]
+) -> tuple[Run, _Session]:
+    """Check the run folder and config, load the data, build the model, optimiser and streams, and
+    restore a resumed run's state. The order matters for exact resumption: the loaders draw from the
+    global RNG when they are created, so they are made before its saved state is restored."""
+    tc = config.train
+    out_dir = Path(tc.out)
+    _check_run_folder(out_dir, resume)
+    if tc.iters < 1 or tc.batch_size < 1 or tc.eval_every < 1:
+        raise ConfigError("iters, batch_size and eval_every must be positive integers")
+    ctx, device = D.setup(tc.device)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
+    callbacks = callbacks if ctx.is_main else ()
+
+    data = data or load_run_data(config)
+    config = config.replace(num_classes=len(data.class_names))
+    torch.manual_seed(tc.seed)
+    core = build_model(config).to(device)
+    if tc.frozen_backbone:
+        data = _cache_features(core, data, device, callbacks)
+    forward_model = FrozenBackboneHead(core) if tc.frozen_backbone else core  # maps in, or images in
+    optimizer = build_optimizer(core, config)
+    run = Run(config=config, model=core, data=data, out_dir=out_dir)
+    tensors: dict[str, torch.Tensor] = {}
+    if resume:
+        info, tensors = read_checkpoint(out_dir / LAST)
+        R.check_resume_config(info.config, config)
+        run.step = int(info.extra["step"])
+        run.best_accuracy = float(info.extra.get("best_accuracy", -1.0))
+        run.history = R.read_history(out_dir / METRICS, run.step, rewrite=ctx.is_main)
+    pin = device.startswith("cuda")
+    streams = [
+        BatchStream(d.dataset, tc.batch_size, tc.seed + k, run.step, tc.workers, ctx.rank, ctx.world, pin)
+        for k, d in enumerate((data.source, data.target))
+    ]
+    if resume:
+        core.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        R.restore_optimizer(optimizer, tensors)
+        torch.set_rng_state(tensors["rng.torch"])
+    amp_dtype, scaler = amp_settings(device, tc.amp)
+    session = _Session(
+        ctx=ctx,
+        device=device,
+        forward_model=forward_model,
+        model=_wrap(forward_model, config, ctx, device),
+        optimizer=optimizer,
+        streams=streams,
+        reference=training_features(data) if tc.frozen_backbone else {},
+        amp_dtype=amp_dtype,
+        scaler=scaler,
+        callbacks=callbacks,
+    )
+    return run, session
+
+
+def _step(run: Run, session: _Session) -> dict[str, float]:
+    """One optimisation step on the next source and target batches; the step's logs."""
+    tc = run.config.train
+    progress = run.step / tc.iters
+    lr = tc.optim.lr * lr_factor(progress, tc.optim.lr_alpha, tc.optim.lr_beta)
+    pin = session.device.startswith("cuda")
+    source_batch = [t.to(session.device, non_blocking=pin) for t in next(session.streams[0])]
+    target_batch = [t.to(session.device, non_blocking=pin) for t in next(session.streams[1])]
+    logs = train_step(
+        session.model,
+        session.optimizer,
+        source_batch,
+        target_batch,
+        progress,
+        lr,
+        amp_dtype=session.amp_dtype,
+        scaler=session.scaler,
+    )
+    if not math.isfinite(logs["total"]):
+        kept = run.out_dir / LAST if (run.out_dir / LAST).exists() else "not written yet"
+        raise TrainingError(
+            f"the loss became {logs['total']} at step {run.step + 1}; training stopped. "
+            f"Try a smaller --lr. The last good checkpoint is {kept}"
+        )
+    return logs
+
+
+def _evaluate_and_save(run: Run, session: _Session, running: dict[str, list[float]], started: float) -> dict:
+    """Evaluate on the target and source, append the record to ``metrics.jsonl``, write ``last``
+    (with the resume state) and, when the target accuracy improved, ``best``; notify callbacks."""
+    config, data, ctx = run.config, run.data, session.ctx
+    kwargs = {"max_items": config.train.eval_max, "device": session.device, "ctx": ctx}
+    target = evaluate(session.forward_model, data.target_eval.dataset, data.class_names, **kwargs)
+    source = evaluate(session.forward_model, data.source_eval.dataset, data.class_names, **kwargs)
+    sums = D.all_reduce_sum(torch.tensor([[sum(running.get(k, [])), len(running.get(k, []))] for k in LOSS_KEYS]), ctx)
+    record = {
+        "step": run.step,
+        "target_accuracy": target["accuracy"],
+        "source_accuracy": source["accuracy"],
+        **{k: round(s / n, 5) for k, (s, n) in zip(LOSS_KEYS, sums.tolist(), strict=True) if n},
+        "seconds": round(time.time() - started, 2),
+    }
+    improved = record["target_accuracy"] > run.best_accuracy
+    run.best_accuracy = max(run.best_accuracy, record["target_accuracy"])
+    record["best_target_accuracy"] = run.best_accuracy
+    run.history.append(record)
+    if ctx.is_main:
+        with open(run.out_dir / METRICS, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        extra = {
+            "step": run.step,
+            "best_accuracy": run.best_accuracy,
+            "iters": config.train.iters,
+            "world_size": ctx.world,
+        }
+        info = CheckpointInfo(config, data.class_names, config.train.source, config.train.target, record, extra)
+        state = {**R.optimizer_tensors(session.optimizer), "rng.torch": torch.get_rng_state()}
+        save_checkpoint(run.out_dir / LAST, run.model, info, {**state, **session.reference})
+        if improved:
+            save_checkpoint(run.out_dir / BEST, run.model, info, session.reference)
+    D.barrier(ctx)
+    for callback in session.callbacks:
+        callback.on_eval(run, record)
+    return record
+
+
+def train(
+    config: TADAConfig,
+    *,
+    resume: bool = False,
+    callbacks: Sequence[Callback] = (),
+    should_stop: Callable[[], bool] | None = None,
+    data: RunData | None = None,
+) -> TrainResult:
+    """Train ``config`` (its ``train`` section says which domains, budget and output folder).
+
+    Args:
+        config: the run's configuration; ``num_classes`` is set from the data.
+        resume: continue from ``<out>/last.safetensors`` (same config), exactly where it stopped.
+        callbacks: :class:`Callback` objects notified of start, steps, evaluations and the end.
+        should_stop: polled every step; when it returns True the run saves ``last`` and returns.
+        data: already loaded domains (otherwise loaded from ``config.train.source/target``); in
+            frozen-backbone mode they may already be cached maps (:func:`cache_run_data`).
+
+    Raises:
+        TadaError: bad domains or classes, an existing run without ``resume``, NaN loss, OOM.
+    """
+    run, session = _setup(config, data, resume, callbacks)
+    tc = run.config.train
+    if session.ctx.is_main:
+        run.out_dir.mkdir(parents=True, exist_ok=True)
+        run.config.to_yaml(run.out_dir / "config.yaml")
+    for callback in session.callbacks:
+        callback.on_start(run)
+
+    started = time.time()
+    running: dict[str, list[float]] = {}  # losses since the last evaluation
+    stopped = False
+    record = run.history[-1] if run.history else {}
+    try:
+        while run.step < tc.iters:
+            if should_stop is not None and D.broadcast_flag(should_stop(), session.ctx):
+                stopped = True
+                break
+            logs = _step(run, session)
+            run.step += 1
+            for key in LOSS_KEYS:
+                if key in logs:
+                    running.setdefault(key, []).append(logs[key])
+            for callback in session.callbacks:
+                callback.on_step(run, logs)
+            if run.step % tc.eval_every == 0 or run.step == tc.iters:
+                record = _evaluate_and_save(run, session, running, started)
+                running = {}
+    except torch.OutOfMemoryError:
+        kept = run.out_dir / LAST if (run.out_dir / LAST).exists() else "not written yet"
+        raise TrainingError(
+            f"out of memory at step {run.step + 1}; use a smaller --batch-size. The last good checkpoint is {kept}"
+        ) from None
+    if record.get("step") != run.step:  # stopped between evaluations
+        record = _evaluate_and_save(run, session, running, started)
+    best = run.out_dir / BEST
+    result = TrainResult(
+        out_dir=run.out_dir,
+        last=run.out_dir / LAST,
+        best=best if best.exists() else None,
+        steps=run.step,
+        stopped=stopped,
+        final=record,
+        best_accuracy=run.best_accuracy,
+    )
+    for callback in session.callbacks:
+        callback.on_end(run, result)
+    return result
