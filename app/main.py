@@ -20,10 +20,10 @@ import torch
 
 from app.render import CSS, message_html
 from app.serving.context import EXAMPLES_DIR, AppContext
-from app.serving.domains import MAX_ZIP_BYTES
 from app.serving.jobs import JobManager
 from app.tabs import attention, features, model, train
 from app.ui import NONE, checkpoint_choices, refreshed_dropdown
+from tada_core.data.archives import MAX_ZIP_BYTES
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860

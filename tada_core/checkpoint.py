@@ -136,8 +136,9 @@ def _parse_metadata(metadata: dict[str, str], name: str) -> CheckpointInfo:
             config_data.setdefault("head", "pool")
         # added within format 2: files written before it have no key and no BatchNorm in G_d
         config_data.setdefault("discriminator_bn", False)
-        # and one forward over source + target (shared BatchNorm statistics) before train.joint_forward existed
-        config_data["train"] = {"joint_forward": True, **dict(config_data.get("train") or {})}
+        # and one forward over source + target (shared BatchNorm statistics) before train.joint_forward existed,
+        # all of the source trained on before train.source_holdout existed
+        config_data["train"] = {"joint_forward": True, "source_holdout": 0.0, **dict(config_data.get("train") or {})}
         config = TADAConfig.from_dict(config_data)
         if config.image_size is not None and not 0 < int(config.image_size) <= MAX_IMAGE_SIZE:
             raise CheckpointError(

@@ -58,7 +58,14 @@ class TrainConfig:
     sync_bn: bool = False
     joint_forward: bool = False  # True: one forward over source + target (BatchNorm statistics shared)
     frozen_backbone: bool = False  # cache the backbone's maps once, train the rest on them (feature_cache.py)
+    target_unlabelled: bool = False  # read the target without its labels even when it has them
+    source_holdout: float = 0.1  # fraction of the source kept out of training: the label-free validation set
+    select: str = "source_accuracy"  # how best.safetensors is chosen, without target labels (training/selection.py)
     optim: OptimConfig = field(default_factory=OptimConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.source_holdout, bool) or not 0.0 <= float(self.source_holdout) <= 0.5:
+            raise ConfigError(f"train.source_holdout must be a fraction from 0 to 0.5, got {self.source_holdout!r}")
 
 
 @dataclass

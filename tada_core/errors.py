@@ -19,3 +19,10 @@ class CheckpointError(TadaError):
 
 class ConfigError(TadaError):
     """A configuration value or flag is invalid."""
+
+
+class DataWarning(UserWarning):
+    """Something in the data was left out (e.g. unreadable images skipped); the run goes on.
+
+    Issued once per domain with :func:`warnings.warn`; the CLI prints it as one line.
+    """

@@ -248,7 +248,7 @@ def test_training_on_an_uploaded_zip_of_class_folders(server):
     rng = np.random.default_rng(0)
     with zipfile.ZipFile(archive, "w") as zf:
         for cls in ("dark", "light"):
-            for i in range(4):
+            for i in range(5):
                 pixels = rng.integers(0, 100, (28, 28, 3)) + (150 if cls == "light" else 0)
                 path = server.root / f"{cls}{i}.png"
                 Image.fromarray(pixels.astype(np.uint8)).save(path)
@@ -261,6 +261,26 @@ def test_training_on_an_uploaded_zip_of_class_folders(server):
     _, info = load_checkpoint(done["checkpoint"])
     assert info.class_names == ["dark", "light"]
     assert any(name.startswith("upload/shapes-") for name in server.ctx.domains.folders())
+
+
+def test_training_with_an_unlabelled_target_zip_of_just_images(server):
+    source = server.root / "classes.zip"
+    target = server.root / "camera.zip"
+    rng = np.random.default_rng(1)
+    with zipfile.ZipFile(source, "w") as src, zipfile.ZipFile(target, "w") as tgt:
+        for cls in ("dark", "light"):
+            for i in range(5):
+                pixels = rng.integers(0, 100, (28, 28, 3)) + (150 if cls == "light" else 0)
+                path = server.root / f"u-{cls}{i}.png"
+                Image.fromarray(pixels.astype(np.uint8)).save(path)
+                src.write(path, f"classes/{cls}/{i}.png")
+                tgt.write(path, f"camera/{cls}-{i}.png")  # flat: no class folders
+    options = {**TINY_TRAIN, "source_zip": handle_file(str(source)), "target_zip": handle_file(str(target))}
+    server.client.predict(iters=2, eval_every=2, **options, api_name="/train_start")
+    done = wait_for_job(server.client, ("finished", "failed"))
+    assert done["status"] == "finished", done
+    assert done["target_accuracy"] is None and done["best_step"] == 2
+    assert "target unlabelled" in "\n".join(done["log_tail"])
 
 
 def test_zip_extraction_refuses_escaping_entries(tmp_path):

@@ -31,7 +31,7 @@ from tada_core.data import (
     torchvision_sets,
 )
 from tada_core.data import datasets as datasets_module
-from tada_core.errors import ConfigError, DataError
+from tada_core.errors import ConfigError, DataError, DataWarning
 
 DIGIT_NAMES = [str(i) for i in range(10)]
 
@@ -202,8 +202,9 @@ def test_image_folder_errors(office, tmp_path):
         load(office.parent)
     loose = tmp_path / "loose"
     save(loose / "a.png")
-    with pytest.raises(DataError, match="no class sub-folders; put each class"):
-        load(loose)
+    with pytest.raises(DataError, match="no class sub-folders, so it has no labels; the source needs them"):
+        load(loose, labels="require")
+    assert not load(loose).labelled  # a flat folder is an unlabelled domain
     empty = tmp_path / "nothing"
     (empty / "cls").mkdir(parents=True)
     (empty / "cls" / "readme.md").write_text("x")
@@ -211,14 +212,24 @@ def test_image_folder_errors(office, tmp_path):
         load(empty)
 
 
-def test_unreadable_file_fails_at_getitem_naming_it(tmp_path):
+def test_unreadable_files_are_skipped_and_counted_in_one_warning(tmp_path):
     save(tmp_path / "dom" / "a" / "ok.png")
-    bad = tmp_path / "dom" / "b" / "bad.png"
-    bad.parent.mkdir(parents=True)
-    bad.write_text("this is text")
+    save(tmp_path / "dom" / "b" / "ok.png")
+    (tmp_path / "dom" / "b" / "bad.png").write_text("this is text")
+    (tmp_path / "dom" / "b" / "empty.jpg").write_bytes(b"")
+    with pytest.warns(DataWarning, match=r"skipped 2 unreadable file\(s\) of 4 in .*bad\.png: not a recognised"):
+        domain = load(tmp_path / "dom")
+    assert len(domain) == 2 and domain.class_names == ["a", "b"]
+    assert [name for name, _ in domain.skipped] == [str(tmp_path / "dom" / "b" / n) for n in ("bad.png", "empty.jpg")]
+
+
+def test_a_file_that_breaks_after_loading_fails_at_getitem_naming_it(tmp_path):
+    save(tmp_path / "dom" / "a" / "ok.png")
+    late = save(tmp_path / "dom" / "b" / "late.png")
     domain = load(tmp_path / "dom")
+    late.write_text("this is text")
     assert domain.dataset[0][0].shape == (3, 28, 28)
-    with pytest.raises(DataError, match=r"bad\.png.*not a readable image.*PNG or JPEG"):
+    with pytest.raises(DataError, match=r"late\.png.*not a readable image.*PNG or JPEG"):
         domain.dataset[1]
 
 
@@ -308,7 +319,8 @@ def test_check_same_classes(tmp_path):
         check_same_classes(load(tmp_path / "src"), load(tmp_path / "tgt"))
     message = str(err.value)
     assert "only in source: 'back_pack'" in message and "only in target: 'pen'" in message
-    assert "need the same class names" in message
+    assert "Source: 'back_pack', 'bike', 'mug'; target: 'bike', 'mug', 'pen'" in message
+    assert "needs the source's class names" in message and "--target-unlabelled" in message
     with pytest.raises(DataError, match="only in source: '0', '1'.*'9'; only in target: 'bike', 'mug', 'pen'"):
         check_same_classes(load("mnist"), load(tmp_path / "tgt"))
     many = Domain("many", [f"c{i:02d}" for i in range(13)], [])

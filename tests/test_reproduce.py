@@ -27,7 +27,7 @@ def test_reproduce_script_dry_run(tmp_path):
         for cls in ("back_pack", "bike", "mug"):
             folder = tmp_path / domain / "images" / cls
             folder.mkdir(parents=True)
-            for i in range(2):
+            for i in range(4):
                 Image.new("RGB", (48, 40), (40 * i, 80, 120 if domain == "amazon" else 30)).save(folder / f"{i}.jpg")
     env = {**os.environ, "DATA_ROOT": str(tmp_path), "PAIRS": "A:W", "TADA_LAUNCH": str(ROOT / ".venv/bin/python")}
     flags = ["--no-pretrained", "--backbone", "resnet18", "--image-size", "64", "--device", "cpu", "--no-amp"]

@@ -29,6 +29,7 @@ from safetensors.torch import save_file
 
 import app.serving.domains
 import app.tabs.attention
+import tada_core.data.archives
 from app.main import build_app, launch
 from app.serving.checkpoints import load_model
 from app.serving.context import example_images
@@ -385,7 +386,7 @@ def _make_zip(path: Path, kind: str, escape: Path) -> None:
 )
 def test_hostile_zips_are_refused_and_nothing_is_written_outside(server, tmp_path, monkeypatch, kind, message):
     if kind == "too-big":
-        monkeypatch.setattr(app.serving.domains, "MAX_ZIP_BYTES", 1000)
+        monkeypatch.setattr(tada_core.data.archives, "MAX_ZIP_BYTES", 1000)
     escape = Path("/tmp") / f"tada-escape-{uuid.uuid4().hex}"  # absolute paths and links point here
     archive = tmp_path / f"{kind}.zip"
     _make_zip(archive, kind, escape)

@@ -101,10 +101,12 @@ class Reporter(Callback):
 
     def on_eval(self, run: Run, record: dict) -> None:
         self.send("eval", (dict(record), str(run.out_dir / "best.safetensors")))
+        target = record.get("target_accuracy")
+        target_text = f"target accuracy {target:.1f}%" if target is not None else "target unlabelled"
         self.send(
             "log",
-            f"evaluated at step {record['step']}: target accuracy {record['target_accuracy']:.1f}%, "
-            f"source {record['source_accuracy']:.1f}% (best target {record['best_target_accuracy']:.1f}%)",
+            f"evaluated at step {record['step']}: {target_text}, held-out source {record['source_accuracy']:.1f}% "
+            f"(best so far: step {record['best_step']})",
         )
         self._probe(run)
 
@@ -150,7 +152,8 @@ def run_job(config: TADAConfig, probes: list[np.ndarray], conn: Connection, stop
         accuracy = result.final.get("target_accuracy")
         summary = f"{status} after {result.steps} steps"
         if accuracy is not None:
-            summary += f": target accuracy {accuracy:.1f}%, best {result.best_accuracy:.1f}%"
+            summary += f": target accuracy {accuracy:.1f}%"
+        summary += f"; best chosen without target labels: step {result.best_step}"
         conn.send(("end", (status, f"{summary}; checkpoint {result.best or result.last}", None)))
     finally:
         conn.close()

@@ -272,7 +272,8 @@ class JobManager:
             "out_dir": str(job.out_dir),
             "checkpoint": str(job.checkpoint) if job.checkpoint else None,
             "last_eval": last_eval,
-            "best_target_accuracy": last_eval["best_target_accuracy"] if last_eval else None,
+            "target_accuracy": last_eval.get("target_accuracy") if last_eval else None,  # None when unlabelled
+            "best_step": last_eval.get("best_step") if last_eval else None,
             "losses": job.last_logs,
             "probes": job.probe_notes,
             "error": job.error,

@@ -79,6 +79,7 @@ def start_job(
     source_zip=None,
     target_zip=None,
     fine_tune: bool = False,
+    target_unlabelled: bool = False,
 ) -> dict:
     """Validate the form, load both domains, start the job; its status JSON."""
     ctx.jobs.check_idle()
@@ -107,6 +108,7 @@ def start_job(
             device=ctx.device if device == "auto" else device,
             out=str(run_folder(ctx.runs_dir, variant)),
             frozen_backbone=wants_photo_defaults({"backbone": backbone, "pretrained": pretrained}) and not fine_tune,
+            target_unlabelled=bool(target_unlabelled),
             optim=OptimConfig(lr=_number(lr, "learning rate", 1e-7, 10.0)),
         ),
     )

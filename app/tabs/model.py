@@ -16,10 +16,10 @@ import gradio as gr
 from app.plots import LOSS_KEYS, curves_image, read_metrics
 from app.serving.checkpoints import Entry, load_model
 from app.serving.context import AppContext
-from app.serving.domains import MAX_ZIP_BYTES
 from app.serving.uploads import file_paths, keep_by_hash
 from app.ui import IMAGE_BUTTONS, checkpoint_dropdown, user_errors
 from tada_core.checkpoint import read_checkpoint
+from tada_core.data.archives import MAX_ZIP_BYTES
 from tada_core.errors import CheckpointError
 from tada_core.model.backbones import backbone_spec
 from tada_core.model.inputs import image_size_for

@@ -17,11 +17,11 @@ import gradio as gr
 
 from app.plots import curves_image
 from app.serving.context import AppContext
-from app.serving.domains import MAX_ZIP_BYTES
 from app.serving.jobs import ACTIVE, Job
 from app.serving.train_form import DEVICES, start_job
 from app.ui import IMAGE_BUTTONS, user_errors
 from tada_core.config import VARIANTS, OptimConfig, TADAConfig, TrainConfig
+from tada_core.data.archives import MAX_ZIP_BYTES
 from tada_core.model.backbones import list_backbones
 from tada_core.training.photo_defaults import PHOTO_BACKBONES, with_photo_defaults
 
@@ -62,8 +62,10 @@ def _headline(ctx: AppContext, job: Job | None) -> str:
     status = ctx.jobs.status()
     tc = job.config.train
     what = f"{job.config.variant} ({job.config.backbone}) · {Path(tc.source).name} → {Path(tc.target).name}"
-    best = status["best_target_accuracy"]
-    best_text = f" · best target accuracy **{best:.1f}%**" if best is not None else ""
+    accuracy = status["target_accuracy"]
+    best_text = f" · target accuracy **{accuracy:.1f}%**" if accuracy is not None else ""
+    if status["best_step"] is not None:
+        best_text += f" · best (chosen without target labels): step {status['best_step']}"
     if job.status in ACTIVE:
         eta = f" · about {status['eta_s']:.0f} s left" if status["eta_s"] is not None else ""
         return f"**{job.status.capitalize()}** · {what} · step {job.step}/{tc.iters}{eta}{best_text}"
@@ -107,7 +109,8 @@ def build(ctx: AppContext) -> TrainTab:
     gr.Markdown(
         "Adapt a classifier from a labelled **source** to an unlabelled **target** domain. One job runs at a "
         "time on this server; everyone sees its progress. The finished checkpoint appears in every checkpoint "
-        "picker. Domains: built-in names, folders under the data root, or a zip of class folders. For your own "
+        "picker. Domains: built-in names, folders under the data root, or a zip (the source: class folders; the "
+        "target: class folders or just images — its labels, if any, only report accuracy). For your own "
         "photos choose the backbone **efficientnet_lite0**: ImageNet weights, frozen and cached, a few minutes "
         "on a CPU (try the built-in pair photos → photos-sketch)."
     )
@@ -115,9 +118,16 @@ def build(ctx: AppContext) -> TrainTab:
         with gr.Column(scale=1, min_width=320):
             source = gr.Dropdown(domains, value="mnist", label="Source domain (labelled)", allow_custom_value=True)
             target = gr.Dropdown(domains, value="mnistm", label="Target domain (unlabelled)", allow_custom_value=True)
-            with gr.Accordion(f"…or upload zips of class folders (up to {MAX_ZIP_BYTES // 2**20} MiB)", open=False):
-                source_zip = gr.File(label="Source zip", file_types=[".zip"], height=120)
-                target_zip = gr.File(label="Target zip", file_types=[".zip"], height=120)
+            target_unlabelled = gr.Checkbox(
+                False,
+                label="Use the target without its labels",
+                info="A target with class folders is read without them (its accuracy is then not reported)",
+            )
+            with gr.Accordion(f"…or upload zips (up to {MAX_ZIP_BYTES // 2**20} MiB)", open=False):
+                source_zip = gr.File(label="Source zip: one folder per class", file_types=[".zip"], height=120)
+                target_zip = gr.File(
+                    label="Target zip: just the images (or class folders)", file_types=[".zip"], height=120
+                )
             with gr.Row():
                 variant = gr.Dropdown(list(VARIANTS), value="tada", label="Variant")
                 backbone = gr.Dropdown(list_backbones(), value="lenet", label="Backbone")
@@ -208,6 +218,7 @@ def build(ctx: AppContext) -> TrainTab:
         source_zip,
         target_zip,
         fine_tune,
+        target_unlabelled=False,
     ):
         status = start_job(
             ctx,
@@ -228,6 +239,7 @@ def build(ctx: AppContext) -> TrainTab:
             source_zip,
             target_zip,
             fine_tune,
+            target_unlabelled,
         )
         gr.Info(f"Training started: {status['variant']} for {status['iters']} steps.", duration=3)
         return status
@@ -277,7 +289,7 @@ def build(ctx: AppContext) -> TrainTab:
         )
 
     form = [source, target, variant, backbone, iters, batch_size, lr, trade_off, gamma]
-    form += [eval_every, eval_max, seed, device, pretrained, source_zip, target_zip, fine_tune]
+    form += [eval_every, eval_max, seed, device, pretrained, source_zip, target_zip, fine_tune, target_unlabelled]
     backbone.change(
         photo_form_defaults,
         backbone,

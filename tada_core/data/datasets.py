@@ -6,6 +6,7 @@ domain's mean/std, and an ``int`` class index; and exposes ``labels``, an int64 
 * :class:`TensorImages`: a precomputed stack (the digits fast path; no PIL per item).
 * :class:`ArrayImages`: uint8 arrays in memory, transformed per item (random augmentation).
 * :class:`FileImages`: image files decoded per item with :func:`~tada_core.data.images.load_image`.
+* :class:`Unlabelled`: another dataset with its labels hidden (every label −1).
 """
 
 from __future__ import annotations
@@ -94,3 +95,22 @@ class FileImages(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         return self.transform(load_image(self.paths[index])), int(self.labels[index])
+
+
+class Unlabelled(Dataset):
+    """Another dataset with its labels hidden: items are ``(image, -1)`` (a target read without labels)."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+        self.labels = torch.full((len(dataset),), -1, dtype=torch.long)  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.dataset[index][0], -1
+
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[torch.Tensor, int]]:
+        getitems = getattr(self.dataset, "__getitems__", None)
+        items = getitems(indices) if getitems is not None else [self.dataset[i] for i in indices]
+        return [(image, -1) for image, _ in items]

@@ -3,11 +3,15 @@
 * **Folder** (ImageFolder layout, e.g. Office-31 ``amazon/images``, Office-Home ``Art``): one
   sub-folder per class, searched recursively. Class names are the sorted sub-folder names; hidden
   files and folders, files without an image extension and classes without images are ignored.
+* **Flat folder** (an unlabelled domain, as a real target is): images directly in the folder and
+  no class sub-folders; :func:`scan_unlabelled` reads every image below a folder, ignoring its
+  sub-folders' names.
 * **Image list** (TLlib's format): one ``path label`` per line; blank lines and ``#`` comments
   are skipped. Relative paths are read from the list's folder, or from its parent when the first
   one is only found there (TLlib keeps lists in ``<root>/image_list/``). Integer labels are class
   indices named ``"0"`` … ``"max"``, or by the lines of a ``classes.txt`` beside the list; any
-  other labels are class names (sorted, or in ``classes.txt`` order).
+  other labels are class names (sorted, or in ``classes.txt`` order). A list whose every line is
+  just the path of an image is **unlabelled**.
 
 Every problem is a :class:`~tada_core.errors.DataError` naming the folder, or the ``file:line``.
 """
@@ -23,6 +27,8 @@ from tada_core.data.images import IMAGE_EXTENSIONS, is_image_file
 from tada_core.errors import DataError
 
 Samples = list[tuple[str, int]]
+UNLABELLED = -1
+"""The label of every image of an unlabelled domain."""
 
 _EXTENSIONS = " ".join(IMAGE_EXTENSIONS)
 _INT = re.compile(r"[+-]?\d+")
@@ -36,15 +42,32 @@ def _images_under(folder: Path) -> list[str]:
     return found
 
 
+def _class_folders(root: Path) -> dict[str, list[str]]:
+    subfolders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return {folder.name: files for folder in subfolders if (files := _images_under(folder))}
+
+
+def is_flat_folder(root: Path) -> bool:
+    """True when ``root`` holds images directly and none in class sub-folders (an unlabelled domain)."""
+    return not _class_folders(root) and any(is_image_file(p) for p in root.iterdir() if p.is_file())
+
+
+def scan_unlabelled(root: Path) -> Samples:
+    """Every image below ``root`` (sub-folders included, their names ignored), labelled ``UNLABELLED``."""
+    files = _images_under(root)
+    if not files:
+        raise DataError(f"folder '{root}' has no images ({_EXTENSIONS})")
+    return [(path, UNLABELLED) for path in files]
+
+
 def scan_image_folder(root: Path) -> tuple[Samples, list[str]]:
     """Read an ImageFolder tree; return its samples and its class names (sorted folder names)."""
-    subfolders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    per_class = {folder.name: files for folder in subfolders if (files := _images_under(folder))}
+    per_class = _class_folders(root)
     if not per_class:
         if any(is_image_file(p) for p in root.iterdir() if p.is_file()):
             raise DataError(
-                f"folder '{root}' holds images but no class sub-folders; put each class's images in "
-                "its own sub-folder (ImageFolder layout: <domain>/<class>/<image>)"
+                f"folder '{root}' holds images but no class sub-folders, so it has no labels; put each class's "
+                "images in its own sub-folder (ImageFolder layout: <domain>/<class>/<image>)"
             )
         raise DataError(
             f"folder '{root}' has no images ({_EXTENSIONS}) in class sub-folders; "
@@ -95,16 +118,34 @@ def _base_folder(list_path: Path, first: str) -> Path:
     return folder.parent
 
 
-def read_image_list(list_path: Path) -> tuple[Samples, list[str]]:
-    """Read an image-list file; return its samples and class names (see the module docstring)."""
+def _unlabelled_list(list_path: Path, lines: list[tuple[int, str]]) -> Samples | None:
+    """The samples of a list whose every line is the path of an existing image; else None."""
+    if not all(is_image_file(line) for _, line in lines):
+        return None
+    base = _base_folder(list_path, lines[0][1])
+    paths = [base / line for _, line in lines]
+    if not all(path.is_file() for path in paths):
+        return None
+    return [(os.fspath(path), UNLABELLED) for path in paths]
+
+
+def read_image_list(list_path: Path) -> tuple[Samples, list[str] | None]:
+    """Read an image-list file; return its samples and class names (see the module docstring).
+
+    The class names are None for an unlabelled list (every line just an image path).
+    """
+    lines = [(number, raw.strip()) for number, raw in enumerate(_read_lines(list_path), start=1)]
+    lines = [(number, line) for number, line in lines if line and not line.startswith("#")]
+    if lines and (unlabelled := _unlabelled_list(list_path, lines)) is not None:
+        return unlabelled, None
     entries = []  # (line number, path, label text)
-    for number, raw in enumerate(_read_lines(list_path), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
+    for number, line in lines:
         parts = line.rsplit(maxsplit=1)
         if len(parts) != 2:
-            raise DataError(f"{list_path}:{number}: expected 'path label', got {raw.strip()!r}")
+            raise DataError(
+                f"{list_path}:{number}: expected 'path label', got {line!r} (a list of unlabelled images has "
+                "only paths, every one an existing image)"
+            )
         entries.append((number, parts[0], parts[1]))
     if not entries:
         raise DataError(f"image list '{list_path}' has no 'path label' lines")

@@ -65,3 +65,12 @@ def broadcast_flag(flag: bool, ctx: DistContext) -> bool:
         return flag
     value = all_reduce_sum(torch.tensor([1.0 if (flag and ctx.is_main) else 0.0]), ctx)
     return bool(value.item() > 0)
+
+
+def gather_cat(values: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """Every rank's ``values`` concatenated along dim 0, in rank order, on every rank (CPU)."""
+    if not ctx.enabled:
+        return values
+    gathered: list[torch.Tensor | None] = [None] * ctx.world
+    dist.all_gather_object(gathered, values.detach().cpu())
+    return torch.cat([g for g in gathered if g is not None])

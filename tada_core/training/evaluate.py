@@ -1,25 +1,93 @@
-"""Accuracy of a model on a labelled domain (the target's labels are used only here)."""
+"""What a model outputs on a domain, and its accuracy where the domain has labels.
+
+The target's labels, when it has them, are used only here, to report accuracy; the label-free
+choice of ``best`` (:mod:`tada_core.training.selection`) reads the outputs, never the labels.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from tada_core.training.distributed import DistContext, all_reduce_sum
+from tada_core.training.distributed import DistContext, all_reduce_sum, gather_cat
+
+
+@dataclass
+class Outputs:
+    """A model's outputs on the items of a domain, in item order.
+
+    Attributes:
+        logits: float32 (N, C).
+        features: float32 (N, D), the bottleneck features z.
+        labels: int64 (N,), −1 where the domain has no labels.
+    """
+
+    logits: torch.Tensor
+    features: torch.Tensor
+    labels: torch.Tensor
+
+    @property
+    def labelled(self) -> bool:
+        return len(self.labels) > 0 and bool((self.labels >= 0).all())
+
+    def accuracy(self) -> float | None:
+        """Accuracy in % (None without labels)."""
+        if not self.labelled:
+            return None
+        return round(100.0 * float((self.logits.argmax(1) == self.labels).double().mean()), 2)
+
+
+def subset_for(dataset, max_items: int | None) -> list[int]:
+    """Indices of a fixed, seeded subset of ``max_items`` items (all of them when None or more)."""
+    if max_items is not None and max_items < len(dataset):
+        return torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:max_items].tolist()
+    return list(range(len(dataset)))
+
+
+@torch.no_grad()
+def collect_outputs(
+    model: torch.nn.Module,
+    dataset,
+    indices: Sequence[int] | None = None,
+    *,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+    ctx: DistContext | None = None,
+) -> Outputs:
+    """Logits, features and labels of ``model`` (eval mode, no gradients) over ``dataset[indices]``.
+
+    In a distributed run each rank computes every ``world``-th item and every rank gets all of them.
+    """
+    ctx = ctx or DistContext()
+    indices = list(range(len(dataset))) if indices is None else list(indices)
+    mine = indices[ctx.rank :: ctx.world]
+    was_training = model.training
+    model.eval()
+    logits, features, labels = [], [], []
+    # an explicit generator keeps the global RNG untouched, so evaluating never changes training
+    for images, targets in DataLoader(Subset(dataset, mine), batch_size=batch_size, generator=torch.Generator()):
+        out = model(images.to(device))
+        logits.append(out.logits.float().cpu())
+        features.append(out.features.float().cpu())
+        labels.append(torch.as_tensor(targets, dtype=torch.long))
+    model.train(was_training)
+    parts = [torch.cat(x) if x else torch.empty(0) for x in (logits, features, labels)]
+    if ctx.enabled:
+        order = torch.tensor(mine, dtype=torch.long)
+        parts = [gather_cat(p, ctx) for p in parts]
+        position = gather_cat(order, ctx).argsort()  # back to item order
+        parts = [p[position] for p in parts]
+    return Outputs(logits=parts[0], features=parts[1], labels=parts[2].long())
 
 
 @torch.no_grad()
 def predict(model: torch.nn.Module, dataset, batch_size: int = 256, device: str | torch.device = "cpu") -> tuple:
     """Predicted and true labels over ``dataset`` (eval mode, no gradients). Returns two (N,) tensors."""
-    was_training = model.training
-    model.eval()
-    preds, labels = [], []
-    # an explicit generator keeps the global RNG untouched, so evaluating never changes training
-    for images, targets in DataLoader(dataset, batch_size=batch_size, generator=torch.Generator()):
-        preds.append(model(images.to(device)).logits.argmax(dim=1).cpu())
-        labels.append(torch.as_tensor(targets))
-    model.train(was_training)
-    return torch.cat(preds), torch.cat(labels)
+    out = collect_outputs(model, dataset, batch_size=batch_size, device=device)
+    return out.logits.argmax(dim=1), out.labels
 
 
 def evaluate(
@@ -32,17 +100,14 @@ def evaluate(
     device: str | torch.device = "cpu",
     ctx: DistContext | None = None,
 ) -> dict:
-    """Overall and per-class accuracy (in %) of ``model`` on ``dataset``.
+    """Overall and per-class accuracy (in %) of ``model`` on a labelled ``dataset``.
 
     ``max_items`` evaluates on a fixed, seeded subset of N items (for quick periodic evaluation
     during training); ``None`` uses everything. In a distributed run each rank evaluates every
     ``world``-th item and the counts are summed over ranks.
     """
-    indices = list(range(len(dataset)))
-    if max_items is not None and max_items < len(dataset):
-        indices = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:max_items].tolist()
     ctx = ctx or DistContext()
-    shard = Subset(dataset, indices[ctx.rank :: ctx.world])
+    shard = Subset(dataset, subset_for(dataset, max_items)[ctx.rank :: ctx.world])
     counts = torch.zeros(len(class_names), 2, dtype=torch.float64)  # (correct, total) per class
     if len(shard):
         preds, labels = predict(model, shard, batch_size, device)

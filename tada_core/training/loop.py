@@ -6,9 +6,11 @@ One step (:func:`~tada_core.training.step.train_step`) draws B source and B targ
 forward over both (each domain through the network on its own, so that BatchNorm uses per-domain
 batch statistics; ``train.joint_forward`` shares them), builds the variant's losses with λ_p from the
 progress p, and takes an SGD step with lr_p = lr·(1 + α·p)^(−β) (METHOD.md). Every
-``eval_every`` steps and at the end the model is evaluated on the target (and source), a line
-goes to ``metrics.jsonl``, and ``last.safetensors`` (with what ``--resume`` needs) and, when the
-target accuracy improved, ``best.safetensors`` are written atomically. Launched by ``torchrun``
+``eval_every`` steps and at the end the model is evaluated on the held-out source and on the target
+(its accuracy is reported only when the target has labels), a line goes to ``metrics.jsonl``, and
+``last.safetensors`` (with what ``--resume`` needs) and, when the label-free selection score
+(:mod:`tada_core.training.selection`, ``train.select``) did not get worse, ``best.safetensors`` are
+written atomically. Target labels never reach the loss, the batches' order or the choice of ``best``. Launched by ``torchrun``
 the same loop runs DistributedDataParallel (see :mod:`tada_core.training.distributed`); only rank 0 writes.
 With ``train.frozen_backbone`` every image is first encoded once by the (pretrained) backbone and
 the steps run on the cached maps (:mod:`tada_core.training.feature_cache`).
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from torch.utils.data import Subset
 
 from tada_core.checkpoint import CheckpointInfo, read_checkpoint, save_checkpoint
 from tada_core.config import TADAConfig
@@ -31,10 +34,11 @@ from tada_core.errors import ConfigError, TadaError
 from tada_core.model import TADAModel, build_model
 from tada_core.training import distributed as D
 from tada_core.training import resume as R
-from tada_core.training.evaluate import evaluate
+from tada_core.training.evaluate import collect_outputs, subset_for
 from tada_core.training.feature_cache import CachedMaps, FrozenBackboneHead, cache_run_data, training_features
-from tada_core.training.run_data import RunData, load_run_data
+from tada_core.training.run_data import RunData, holdout_split, load_run_data
 from tada_core.training.sampling import BatchStream
+from tada_core.training.selection import check_criterion
 from tada_core.training.step import amp_settings, build_optimizer, lr_factor, train_step
 
 LOSS_KEYS = ("total", "classification", "global_adversarial", "local_adversarial", "entropy")
@@ -54,8 +58,9 @@ class Run:
     data: RunData
     out_dir: Path
     step: int = 0
-    best_accuracy: float = -1.0
     history: list[dict] = field(default_factory=list)
+    best_score: float = -math.inf  # the label-free selection score of best.safetensors
+    best_step: int = 0
 
 
 @dataclass
@@ -66,7 +71,8 @@ class TrainResult:
     steps: int
     stopped: bool
     final: dict
-    best_accuracy: float
+    best_step: int
+    best_score: float
 
 
 class Callback:
@@ -151,6 +157,7 @@ def _setup(
     _check_run_folder(out_dir, resume)
     if tc.iters < 1 or tc.batch_size < 1 or tc.eval_every < 1:
         raise ConfigError("iters, batch_size and eval_every must be positive integers")
+    check_criterion(tc.select)
     ctx, device = D.setup(tc.device)
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
@@ -170,12 +177,14 @@ def _setup(
         info, tensors = read_checkpoint(out_dir / LAST)
         R.check_resume_config(info.config, config)
         run.step = int(info.extra["step"])
-        run.best_accuracy = float(info.extra.get("best_accuracy", -1.0))
+        run.best_score = float(info.extra.get("best_score", -math.inf))
+        run.best_step = int(info.extra.get("best_step", 0))
         run.history = R.read_history(out_dir / METRICS, run.step, rewrite=ctx.is_main)
     pin = device.startswith("cuda")
+    trained_on, _ = holdout_split(len(data.source), tc.source_holdout)
     streams = [
-        BatchStream(d.dataset, tc.batch_size, tc.seed + k, run.step, tc.workers, ctx.rank, ctx.world, pin)
-        for k, d in enumerate((data.source, data.target))
+        BatchStream(dataset, tc.batch_size, tc.seed + k, run.step, tc.workers, ctx.rank, ctx.world, pin)
+        for k, dataset in enumerate((Subset(data.source.dataset, trained_on), data.target.dataset))
     ]
     if resume:
         core.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
@@ -225,34 +234,42 @@ def _step(run: Run, session: _Session) -> dict[str, float]:
 
 
 def _evaluate_and_save(run: Run, session: _Session, running: dict[str, list[float]], started: float) -> dict:
-    """Evaluate on the target and source, append the record to ``metrics.jsonl``, write ``last``
-    (with the resume state) and, when the target accuracy improved, ``best``; notify callbacks."""
-    config, data, ctx = run.config, run.data, session.ctx
-    kwargs = {"max_items": config.train.eval_max, "device": session.device, "ctx": ctx}
-    target = evaluate(session.forward_model, data.target_eval.dataset, data.class_names, **kwargs)
-    source = evaluate(session.forward_model, data.source_eval.dataset, data.class_names, **kwargs)
+    """Evaluate on the held-out source and the target, score the checkpoint without target labels,
+    append the record to ``metrics.jsonl``, write ``last`` (with the resume state) and, when the
+    score did not get worse, ``best``; notify callbacks."""
+    config, data, ctx, tc = run.config, run.data, session.ctx, run.config.train
+    _, held_out = holdout_split(len(data.source_eval), tc.source_holdout)
+    kwargs = {"device": session.device, "ctx": ctx}
+    source = collect_outputs(session.forward_model, data.source_eval.dataset, held_out or None, **kwargs)
+    target_items = subset_for(data.target_eval.dataset, tc.eval_max)
+    target = collect_outputs(session.forward_model, data.target_eval.dataset, target_items, **kwargs)
+    score = check_criterion(tc.select)(source, target)
     sums = D.all_reduce_sum(torch.tensor([[sum(running.get(k, [])), len(running.get(k, []))] for k in LOSS_KEYS]), ctx)
-    record = {
-        "step": run.step,
-        "target_accuracy": target["accuracy"],
-        "source_accuracy": source["accuracy"],
+    record = {"step": run.step, "source_accuracy": source.accuracy()}
+    if target.labelled:  # reported, never used to choose
+        record["target_accuracy"] = target.accuracy()
+    improved = score >= run.best_score
+    if improved:
+        run.best_score, run.best_step = score, run.step
+    record |= {
         **{k: round(s / n, 5) for k, (s, n) in zip(LOSS_KEYS, sums.tolist(), strict=True) if n},
+        "select": tc.select,
+        "select_score": round(score, 6),
+        "best_step": run.best_step,
         "seconds": round(time.time() - started, 2),
     }
-    improved = record["target_accuracy"] > run.best_accuracy
-    run.best_accuracy = max(run.best_accuracy, record["target_accuracy"])
-    record["best_target_accuracy"] = run.best_accuracy
     run.history.append(record)
     if ctx.is_main:
         with open(run.out_dir / METRICS, "a") as handle:
             handle.write(json.dumps(record) + "\n")
         extra = {
             "step": run.step,
-            "best_accuracy": run.best_accuracy,
-            "iters": config.train.iters,
+            "best_score": run.best_score,
+            "best_step": run.best_step,
+            "iters": tc.iters,
             "world_size": ctx.world,
         }
-        info = CheckpointInfo(config, data.class_names, config.train.source, config.train.target, record, extra)
+        info = CheckpointInfo(config, data.class_names, tc.source, tc.target, record, extra)
         state = {**R.optimizer_tensors(session.optimizer), "rng.torch": torch.get_rng_state()}
         save_checkpoint(run.out_dir / LAST, run.model, info, {**state, **session.reference})
         if improved:
@@ -326,7 +343,8 @@ def train(
         steps=run.step,
         stopped=stopped,
         final=record,
-        best_accuracy=run.best_accuracy,
+        best_step=run.best_step,
+        best_score=run.best_score,
     )
     for callback in session.callbacks:
         callback.on_end(run, result)

@@ -1,0 +1,97 @@
+"""Choosing ``best.safetensors`` without target labels.
+
+Choosing the checkpoint with the best *target* accuracy is an oracle (DomainBed): a user has no
+target labels. Each criterion here scores one evaluation of a run from what a user does have —
+the model's outputs on the held-out source (with labels) and on the target (without) — higher is
+better; the run keeps the checkpoint with the highest score (later ones win ties).
+
+* ``source_accuracy`` — accuracy on the held-out source (``train.source_holdout``).
+* ``entropy`` — minus the mean prediction entropy on the target (confident is better).
+* ``im`` — information maximisation: H(mean target prediction) − mean H(prediction) (confident
+  and diverse).
+* ``snd`` — soft neighbourhood density (Saito et al., ICCV 2021): the mean entropy of each target
+  item's softmax over its similarities (temperature τ = 0.05) to the other targets' L2-normalised
+  predictions; high when the target forms dense neighbourhoods.
+* ``dev`` — deep embedded validation (You et al., ICML 2019): the held-out source loss weighted
+  by the density ratio p(target | z) / p(source | z) of a logistic domain classifier on the
+  features z (cross-fitted in two halves), with the control variate; score = −DEV.
+
+docs/RESULTS.md compares them with the oracle and with ``last`` on the digits suite and the photo
+pairs; the default (``train.select``) is the best label-free one measured there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tada_core.errors import ConfigError
+from tada_core.training.evaluate import Outputs
+
+Criterion = Callable[[Outputs, Outputs], float]
+
+
+def _entropy(probs: torch.Tensor) -> torch.Tensor:
+    return -(probs * probs.clamp_min(1e-12).log()).sum(dim=1)
+
+
+def source_accuracy(source: Outputs, target: Outputs) -> float:
+    return float((source.logits.argmax(1) == source.labels).double().mean()) if len(source.labels) else 0.0
+
+
+def entropy(source: Outputs, target: Outputs) -> float:
+    return -float(_entropy(target.logits.softmax(1)).mean())
+
+
+def information_maximisation(source: Outputs, target: Outputs) -> float:
+    probs = target.logits.softmax(1)
+    return float(_entropy(probs.mean(0, keepdim=True))[0] - _entropy(probs).mean())
+
+
+def soft_neighbourhood_density(
+    source: Outputs, target: Outputs, temperature: float = 0.05, max_items: int = 2000
+) -> float:
+    probs = F.normalize(target.logits[:max_items].softmax(1), dim=1)  # (N, C); N² similarities at most 2000²
+    similarity = probs @ probs.T / temperature  # (N, N)
+    similarity.fill_diagonal_(float("-inf"))
+    return float(_entropy(similarity.softmax(dim=1)).mean())
+
+
+def deep_embedded_validation(source: Outputs, target: Outputs) -> float:
+    from sklearn.linear_model import LogisticRegression
+
+    zs, zt = source.features.numpy(), target.features.numpy()
+    losses = F.cross_entropy(source.logits, source.labels, reduction="none").numpy()
+    x = np.concatenate([zs, zt])
+    y = np.concatenate([np.zeros(len(zs)), np.ones(len(zt))])
+    folds = np.arange(len(x)) % 2
+    p_target = np.empty(len(zs))
+    for fold in (0, 1):
+        fit, held = folds != fold, folds[: len(zs)] == fold
+        classifier = LogisticRegression(C=1.0, max_iter=200).fit(x[fit], y[fit])
+        p_target[held] = classifier.predict_proba(zs[held])[:, 1]
+    p_target = np.clip(p_target, 1e-4, 1 - 1e-4)
+    weights = p_target / (1 - p_target) * len(zs) / len(zt)
+    weighted = weights * losses
+    variance = np.var(weights)
+    eta = -np.cov(weighted, weights)[0, 1] / variance if variance > 0 else 0.0
+    return -float(weighted.mean() + eta * (weights.mean() - 1.0))
+
+
+CRITERIA: dict[str, Criterion] = {
+    "source_accuracy": source_accuracy,
+    "entropy": entropy,
+    "im": information_maximisation,
+    "snd": soft_neighbourhood_density,
+    "dev": deep_embedded_validation,
+}
+
+
+def check_criterion(name: str) -> Criterion:
+    """The criterion called ``name``; ConfigError naming the choices otherwise."""
+    if name not in CRITERIA:
+        raise ConfigError(f"unknown selection criterion {name!r} (train.select); choose one of {', '.join(CRITERIA)}")
+    return CRITERIA[name]
