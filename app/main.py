@@ -1,6 +1,6 @@
 """Build and launch the TADA Studio web app.
 
-    demo = build_app(runs_dir="runs/app", data_root="data")
+    demo = build_app(data_dir="runs/app", data_root="data")
     launch(demo, host="127.0.0.1", port=7860)
 
 ``python -m app.main`` (or ``tada app``) serves it; ``app.main.demo`` builds the default app on
@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 from pathlib import Path
 
 import gradio as gr
 import torch
 
 from app.render import CSS, message_html
-from app.serving.context import EXAMPLES_DIR, AppContext
+from app.serving.context import EXAMPLES_DIR, AppContext, ServerLimits
 from app.serving.jobs import JobManager
 from app.tabs import attention, features, model, train
-from app.ui import NONE, checkpoint_choices, refreshed_dropdown
+from app.ui import NONE, checkpoint_choices, owner_of, refreshed_dropdown
 from tada_core.data.archives import MAX_ZIP_BYTES
 
 DEFAULT_HOST = "127.0.0.1"
@@ -38,26 +39,36 @@ HEADER = (
 
 def build_app(
     *,
-    runs_dir: str | Path = "runs/app",
+    data_dir: str | Path = "runs/app",
     data_root: str | Path = "data",
     checkpoints: list[str | Path] | None = None,
     shipped_dir: str | Path | None = None,
     jobs: JobManager | None = None,
+    limits: ServerLimits | None = None,
 ) -> gr.Blocks:
     """The app as a ``gr.Blocks`` (not launched).
 
     Args:
-        runs_dir: where training runs (and uploads) are written; its runs are listed as checkpoints.
+        data_dir: the one folder of everything the server keeps — visitors' runs, uploaded
+            checkpoints and domains, the key of their browser tokens (:mod:`app.serving.storage`);
+            it survives restarts (the Docker volume).
         data_root: the only folder whose sub-folders may be used as domains.
-        checkpoints: extra ``.safetensors`` files to offer; the first is selected.
+        checkpoints: extra ``.safetensors`` files to offer everyone; the first is selected.
         shipped_dir: folder of shipped checkpoints and their model cards (default: the repository's
             ``checkpoints/``, else ``./checkpoints``).
-        jobs: the job manager (default: the process-wide one).
+        jobs: the job manager (default: one made from ``limits``).
+        limits: jobs at once and waiting, steps and minutes per job, storage per visitor.
     """
     ctx = AppContext.create(
-        runs_dir=runs_dir, data_root=data_root, checkpoints=checkpoints, shipped_dir=shipped_dir, jobs=jobs
+        data_dir=data_dir,
+        data_root=data_root,
+        checkpoints=checkpoints,
+        shipped_dir=shipped_dir,
+        jobs=jobs,
+        limits=limits,
     )
     with gr.Blocks(title="TADA Studio", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        visitor = gr.BrowserState(None, storage_key="tada-visitor", secret=ctx.storage.secret())
         gr.Markdown(HEADER, elem_classes="tada-header")
         for notice in ctx.notices:
             gr.HTML(message_html(notice, "warning"))
@@ -75,10 +86,17 @@ def build_app(
         with_none = [False, True, False, True, False]
         domain_pickers = [feat.source, feat.target, tr.source, tr.target]
 
-        def refresh(*current):
-            names = ctx.registry.names()
+        def known_visitor(token, request: gr.Request):
+            """Give a new browser its random token; tie this page's session to the token's owner."""
+            token = token if isinstance(token, str) and 16 <= len(token) <= 64 else secrets.token_urlsafe(24)
+            ctx.visitors.bind(request.session_hash, token)
+            return token
+
+        def refresh(request: gr.Request, *current):
+            owner = owner_of(ctx, request)
+            names = ctx.registry.names(owner)
             default = ctx.default_checkpoint()
-            domains = ctx.domains.choices()
+            domains = ctx.domains.choices(owner)
             updates = [
                 refreshed_dropdown(checkpoint_choices(names, none), value, NONE if none else default)
                 for value, none in zip(current[: len(pickers)], with_none, strict=True)
@@ -90,7 +108,9 @@ def build_app(
         everything = pickers + domain_pickers
         for tab in (attention_tab, features_tab, train_tab, model_tab):
             tab.select(refresh, everything, everything, api_visibility="private", show_progress="hidden")
-        demo.load(refresh, everything, everything, api_visibility="private", show_progress="hidden")
+        demo.load(known_visitor, visitor, visitor, api_visibility="private", show_progress="hidden").then(
+            refresh, everything, everything, api_visibility="private", show_progress="hidden"
+        )
         demo.load(mod.show, mod.checkpoint, mod.outputs, api_visibility="private", show_progress="hidden")
     demo.tada_context = ctx  # for tests and the CLI
     return demo
@@ -151,10 +171,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--checkpoint", action="append", default=[])
     parser.add_argument("--data-root", default="data")
-    parser.add_argument("--runs-dir", default="runs/app")
+    parser.add_argument("--data-dir", default="runs/app")
     args = parser.parse_args(argv)
     launch(
-        build_app(runs_dir=args.runs_dir, data_root=args.data_root, checkpoints=args.checkpoint),
+        build_app(data_dir=args.data_dir, data_root=args.data_root, checkpoints=args.checkpoint),
         host=args.host,
         port=args.port,
     )

@@ -1,4 +1,4 @@
-"""Small Gradio glue shared by the tabs: user-facing errors and picker refreshes."""
+"""Small Gradio glue shared by the tabs: user-facing errors, who is asking, picker refreshes."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Any
 
 import gradio as gr
 
+from app.serving.context import AppContext
+from app.serving.redact import redact_paths
 from tada_core.errors import TadaError
 
 log = logging.getLogger("app")
@@ -19,6 +21,7 @@ def user_errors(fn: Callable) -> Callable:
     """Turn a :class:`TadaError` into a ``gr.Error`` with its message; never show a traceback.
 
     Unexpected exceptions are logged with their traceback on the server and shown as one line.
+    Messages never show the server's paths (:func:`app.serving.redact.redact_paths`).
     """
 
     @functools.wraps(fn)
@@ -28,10 +31,10 @@ def user_errors(fn: Callable) -> Callable:
         except gr.Error:
             raise
         except TadaError as err:
-            raise gr.Error(html.escape(str(err), quote=False), print_exception=False) from None
+            raise gr.Error(html.escape(redact_paths(str(err)), quote=False), print_exception=False) from None
         except Exception as err:
             log.exception("unexpected error in %s", fn.__name__)
-            text = f"Unexpected {type(err).__name__}: {err}. The server log has the details."
+            text = redact_paths(f"Unexpected {type(err).__name__}: {err}. The server log has the details.")
             raise gr.Error(html.escape(text, quote=False), print_exception=False) from None
 
     return wrapper
@@ -59,3 +62,8 @@ def refreshed_dropdown(choices: list[str], current: str | None, fallback: str | 
     """A dropdown update with new choices that keeps the current value when it is still there."""
     value = current if current in choices else (fallback if fallback in choices else (choices[0] if choices else None))
     return gr.update(choices=choices, value=value)
+
+
+def owner_of(ctx: AppContext, request: gr.Request | None) -> str:
+    """The owner key of whoever sent ``request`` (:mod:`app.serving.visitors`)."""
+    return ctx.visitors.owner(getattr(request, "session_hash", None))

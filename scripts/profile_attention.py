@@ -126,7 +126,7 @@ def served(root: Path, names: list[str], files: dict[str, list[str]], repeats: i
     """p50 of Gradio's process_api (server side) and of the client's round trip, sequential requests."""
     from gradio_client import Client, handle_file
 
-    demo = build_app(runs_dir=root / "runs", data_root=root / "data", jobs=JobManager())
+    demo = build_app(data_dir=root / "runs", data_root=root / "data", jobs=JobManager())
     durations: list[float] = []
     original = demo.process_api
 
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     default_threads = torch.get_num_threads()
     with tempfile.TemporaryDirectory(prefix="tada-profile-") as tmp:
         root = Path(tmp)
-        ctx = AppContext.create(runs_dir=root / "runs", jobs=JobManager())
+        ctx = AppContext.create(data_dir=root / "runs", jobs=JobManager())
         names = [ctx.default_checkpoint(), ctx.compare_checkpoint()]
         files = {role: paths[:1] for role, paths in ctx.examples.items()}
         by_threads = {}

@@ -61,6 +61,7 @@ class TrainConfig:
     target_unlabelled: bool = False  # read the target without its labels even when it has them
     source_holdout: float = 0.1  # fraction of the source kept out of training: the label-free validation set
     select: str = "source_accuracy"  # how best.safetensors is chosen, without target labels (training/selection.py)
+    save_minutes: float = 10.0  # also write last.safetensors this often between evaluations (a crash loses minutes)
     optim: OptimConfig = field(default_factory=OptimConfig)
 
     def __post_init__(self) -> None:

@@ -25,6 +25,7 @@ from app.serving.checkpoints import CheckpointRegistry
 from app.serving.context import example_images
 from app.serving.domains import DomainCatalog, extract_zip
 from app.serving.jobs import JobManager
+from app.serving.storage import Storage
 from tada_core.checkpoint import CheckpointInfo, load_checkpoint, save_checkpoint
 from tada_core.cli import build_parser
 from tada_core.config import TADAConfig
@@ -73,7 +74,7 @@ def free_port() -> int:
 
 def serve(root: Path, shipped_dir: Path):
     """Build and launch the app (not blocking); returns ``(demo, url)``."""
-    demo = build_app(runs_dir=root / "runs", data_root=root / "data", shipped_dir=shipped_dir, jobs=JobManager())
+    demo = build_app(data_dir=root / "runs", data_root=root / "data", shipped_dir=shipped_dir, jobs=JobManager())
     _, url, _ = launch(demo, host="127.0.0.1", port=free_port(), prevent_thread_lock=True, quiet=True)
     return demo, url
 
@@ -93,8 +94,8 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("app")
     demo, url = serve(root, make_checkpoints(root / "checkpoints"))
     client = Client(url, verbose=False, analytics_enabled=False, download_files=str(root / "downloads"))
-    yield SimpleNamespace(demo=demo, client=client, root=root, ctx=demo.tada_context)
-    demo.tada_context.jobs.stop()
+    yield SimpleNamespace(demo=demo, client=client, root=root, url=url, ctx=demo.tada_context)
+    demo.tada_context.jobs.stop(None)
     demo.tada_context.jobs.wait(60)
     demo.close()
 
@@ -214,28 +215,38 @@ def test_tsne_endpoint_writes_png_and_csv(server):
         server.client.predict("tada_tiny", "(none)", "../../etc", "mnist", 30, 5, 0, api_name="/tsne")
 
 
-def test_training_jobs_run_one_at_a_time_stop_and_finish(server):
+def test_training_jobs_one_per_visitor_queued_private_stop_and_finish(server):
     client = server.client
+    other = Client(server.url, verbose=False, analytics_enabled=False)  # another visitor
     assert client.predict(api_name="/train_status")["status"] == "idle"
     first = client.predict(iters=500, eval_every=250, **TINY_TRAIN, api_name="/train_start")
     assert first["busy"] and first["iters"] == 500
-    with pytest.raises(AppError, match="already running"):
+    owner = server.ctx.jobs.view(None).owner
+    with pytest.raises(AppError, match="you already have a training job"):
         client.predict(iters=5, eval_every=5, **TINY_TRAIN, api_name="/train_start")
     wait_for_job(client, ("running",), timeout=60)
+    queued = other.predict(iters=5, eval_every=5, **TINY_TRAIN, api_name="/train_start")  # one slot: it waits
+    assert queued["status"] == "queued" and queued["queue_position"] == 1
+    assert other.predict(api_name="/train_status")["id"] == queued["id"] != first["id"]  # each sees their own
+    other.predict(api_name="/train_stop")  # stops (dequeues) only their own job
+    assert other.predict(api_name="/train_status")["status"] == "stopped"
+    assert client.predict(api_name="/train_status")["status"] == "running"
     client.predict(api_name="/train_stop")
     stopped = wait_for_job(client, ("stopped", "failed"))
     assert stopped["status"] == "stopped", stopped
-    _, info = load_checkpoint(stopped["checkpoint"])  # stopping keeps a loadable checkpoint
+    assert "checkpoint" not in stopped and "out_dir" not in stopped  # no server paths for visitors
+    _, info = load_checkpoint(server.ctx.jobs.view(owner).checkpoint)  # stopping keeps a loadable checkpoint
     assert info.extra["step"] == stopped["step"] < 500 and info.class_names == DIGITS
 
     started = client.predict(iters=6, eval_every=3, **TINY_TRAIN, api_name="/train_start")
     assert started["busy"]
     done = wait_for_job(client, ("finished", "failed"))
     assert done["status"] == "finished", done
-    assert done["step"] == 6 and [e["step"] for e in server.ctx.jobs.view().evals] == [3, 6]
+    assert done["step"] == 6 and [e["step"] for e in server.ctx.jobs.view(owner).evals] == [3, 6]
     name = done["checkpoint_name"]
-    assert name.startswith("runs/") and name in server.ctx.registry.names()
-    job = server.ctx.jobs.view()
+    job = server.ctx.jobs.view(owner)
+    assert name.startswith("runs/") and name in server.ctx.registry.names(job.owner)
+    assert name not in server.ctx.registry.names("someone-else")  # a visitor's run is theirs
     assert set(job.probes) == {"source", "target"} and job.probes["source"].shape == (224, 224, 3)
     _, _, values = attention(client, name, example_images()["source"][:1], [])
     assert np.array(values["results"][0]["grid"]).shape == (7, 7)
@@ -257,10 +268,11 @@ def test_training_on_an_uploaded_zip_of_class_folders(server):
     server.client.predict(iters=2, eval_every=2, **options, api_name="/train_start")
     done = wait_for_job(server.client, ("finished", "failed"))
     assert done["status"] == "finished", done
-    assert Path(done["source"]).name == "shapes" and done["iters"] == 2
-    _, info = load_checkpoint(done["checkpoint"])
+    assert done["source"].startswith("upload/shapes-") and done["iters"] == 2
+    job = server.ctx.jobs.view(None)
+    _, info = load_checkpoint(job.checkpoint)
     assert info.class_names == ["dark", "light"]
-    assert any(name.startswith("upload/shapes-") for name in server.ctx.domains.folders())
+    assert any(name.startswith("upload/shapes-") for name in server.ctx.domains.folders(job.owner))
 
 
 def test_training_with_an_unlabelled_target_zip_of_just_images(server):
@@ -284,7 +296,8 @@ def test_training_with_an_unlabelled_target_zip_of_just_images(server):
 
 
 def test_zip_extraction_refuses_escaping_entries(tmp_path):
-    uploads = tmp_path / "uploads"
+    storage = Storage(tmp_path / "store")
+    uploads = storage.data("visitor1")
     good = tmp_path / "digits.zip"
     pixel = Image.new("RGB", (8, 8), "white")
     with zipfile.ZipFile(good, "w") as archive:
@@ -295,8 +308,11 @@ def test_zip_extraction_refuses_escaping_entries(tmp_path):
     name, folder = extract_zip(good, uploads)
     assert name.startswith("upload/digits-") and folder.name == "digits"
     assert sorted(p.name for p in folder.iterdir()) == ["a", "b"]
-    catalog = DomainCatalog(tmp_path / "data", uploads)
-    assert catalog.resolve(name) == str(folder) and name in catalog.folders()
+    catalog = DomainCatalog(tmp_path / "data", storage)
+    assert catalog.resolve(name, "visitor1") == str(folder) and name in catalog.folders("visitor1")
+    assert name not in catalog.folders("visitor2")  # another visitor's upload is not theirs to read
+    with pytest.raises(DataError, match="not a folder inside your uploaded data|neither"):
+        catalog.resolve(name, "visitor2")
 
     for entry, why in (("../evil.png", "leaves its folder"), ("/etc/evil.png", "absolute path")):
         bad = tmp_path / "bad.zip"
@@ -321,7 +337,7 @@ def test_domains_stay_inside_the_data_root(tmp_path):
     for cls in ("cat", "dog"):
         (root / "pets" / cls).mkdir(parents=True)
         Image.new("RGB", (8, 8)).save(root / "pets" / cls / "1.png")
-    catalog = DomainCatalog(root, tmp_path / "uploads")
+    catalog = DomainCatalog(root, Storage(tmp_path / "store"))
     assert catalog.resolve("mnist") == "mnist"
     assert catalog.resolve("pets") == str((root / "pets").resolve()) and "pets" in catalog.folders()
     for spec in ("../", "pets/../..", str(tmp_path), "/etc"):
@@ -332,7 +348,7 @@ def test_domains_stay_inside_the_data_root(tmp_path):
 
 
 def test_registry_refuses_bad_checkpoints(tmp_path):
-    registry = CheckpointRegistry(shipped_dir=make_checkpoints(tmp_path / "ckpt"), runs_dir=tmp_path / "runs")
+    registry = CheckpointRegistry(shipped_dir=make_checkpoints(tmp_path / "ckpt"), storage=Storage(tmp_path / "data"))
     assert registry.names() == ["tada_tiny", "source_only_tiny"]  # a TADA model is the default
     assert registry.resolve("tada_tiny").card is not None
     (tmp_path / "model.pt").write_bytes(b"pickle")
@@ -347,7 +363,7 @@ def test_registry_refuses_bad_checkpoints(tmp_path):
 
 def test_missing_checkpoint_is_a_notice_and_the_app_still_builds(tmp_path):
     demo = build_app(
-        runs_dir=tmp_path / "runs", shipped_dir=tmp_path / "none", checkpoints=[tmp_path / "gone.safetensors"]
+        data_dir=tmp_path / "runs", shipped_dir=tmp_path / "none", checkpoints=[tmp_path / "gone.safetensors"]
     )
     notices = " ".join(demo.tada_context.notices)
     assert "gone.safetensors" in notices and "No checkpoint found" in notices
@@ -356,15 +372,15 @@ def test_missing_checkpoint_is_a_notice_and_the_app_still_builds(tmp_path):
 def test_checkpoint_flag_adds_and_selects(tmp_path):
     extra = make_checkpoints(tmp_path / "mine") / "source_only_tiny.safetensors"
     shipped = make_checkpoints(tmp_path / "shipped")
-    ctx = build_app(runs_dir=tmp_path / "runs", shipped_dir=shipped, checkpoints=[extra]).tada_context
+    ctx = build_app(data_dir=tmp_path / "runs", shipped_dir=shipped, checkpoints=[extra]).tada_context
     assert ctx.default_checkpoint() == "source_only_tiny-2"
     assert ctx.registry.resolve("source_only_tiny-2").path == extra.resolve()
     assert ctx.registry.add(extra).name == "source_only_tiny-2"  # the same file is registered once
 
 
 def test_cli_flags_and_address(monkeypatch):
-    args = build_parser().parse_args(["app", "--port", "7999", "--checkpoint", "a.safetensors", "--runs-dir", "r"])
-    assert (args.port, args.checkpoint, args.runs_dir, args.data_root) == (7999, ["a.safetensors"], "r", "data")
+    args = build_parser().parse_args(["app", "--port", "7999", "--checkpoint", "a.safetensors", "--data-dir", "r"])
+    assert (args.port, args.checkpoint, args.data_dir, args.data_root) == (7999, ["a.safetensors"], "r", "data")
     monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
     monkeypatch.setenv("GRADIO_SERVER_PORT", "8000")
     assert resolve_address() == ("0.0.0.0", 8000)

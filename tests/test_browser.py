@@ -59,7 +59,7 @@ def page(tmp_path_factory):
         tab.wait_for_selector("#attention-report")
         yield tab
         browser.close()
-    demo.tada_context.jobs.stop()
+    demo.tada_context.jobs.stop(None)
     demo.tada_context.jobs.wait(60)
     demo.close()
     assert not outside, f"the page tried to reach the internet: {outside[:5]}"

@@ -43,7 +43,7 @@ BURN_SECONDS = 180  # the burner ends by itself even if the test is interrupted
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("crowd")
     demo = build_app(
-        runs_dir=root / "runs", data_root=root / "data", shipped_dir=make_checkpoints(root / "ckpt"), jobs=JobManager()
+        data_dir=root / "runs", data_root=root / "data", shipped_dir=make_checkpoints(root / "ckpt"), jobs=JobManager()
     )
     _, url, _ = launch(demo, host="127.0.0.1", port=free_port(), prevent_thread_lock=True, quiet=True)
     yield SimpleNamespace(url=url, root=root, ctx=demo.tada_context)

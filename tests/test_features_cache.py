@@ -10,7 +10,7 @@ from tests.test_app import make_checkpoints
 
 def test_a_view_asked_for_again_comes_from_the_cache(tmp_path, monkeypatch):
     ctx = AppContext.create(
-        runs_dir=tmp_path / "runs", shipped_dir=make_checkpoints(tmp_path / "ship"), jobs=JobManager()
+        data_dir=tmp_path / "runs", shipped_dir=make_checkpoints(tmp_path / "ship"), jobs=JobManager()
     )
     monkeypatch.setattr(features, "_views", features.ViewCache())
     calls = []

@@ -30,7 +30,7 @@ def server(tmp_path_factory):
     demo, url = serve(root, make_checkpoints(root / "checkpoints"))
     client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
     yield SimpleNamespace(client=client, ctx=demo.tada_context)
-    demo.tada_context.jobs.stop()
+    demo.tada_context.jobs.stop(None)
     demo.tada_context.jobs.wait(60)
     demo.close()
 
@@ -39,7 +39,7 @@ def test_a_killed_training_process_leaves_the_server_serving_and_the_job_failed(
     client = server.client
     client.predict(iters=100_000, eval_every=50_000, **TINY_TRAIN, api_name="/train_start")
     running = wait_for_job(client, ("running",), timeout=90)
-    pid = server.ctx.jobs.view().pid
+    pid = server.ctx.jobs.view(None).pid
     assert pid is not None and pid != os.getpid()
     os.kill(pid, signal.SIGKILL)
     failed = wait_for_job(client, ("failed",), timeout=30)

@@ -61,15 +61,19 @@ def server(tmp_path_factory):
     data.mkdir()
     (data / "escape").symlink_to(outside, target_is_directory=True)
     demo = build_app(
-        runs_dir=root / "runs", data_root=data, shipped_dir=make_checkpoints(root / "checkpoints"), jobs=JobManager()
+        data_dir=root / "runs", data_root=data, shipped_dir=make_checkpoints(root / "checkpoints"), jobs=JobManager()
     )
     _, url, _ = launch(demo, host="127.0.0.1", port=free_port(), prevent_thread_lock=True, quiet=True)
     client = Client(url, verbose=False, analytics_enabled=False, download_files=str(root / "downloads"))
-    add = next(f.fn for f in demo.fns.values() if f.name == "add_checkpoint")  # the Model tab's upload
+    upload = next(f.fn for f in demo.fns.values() if f.name == "add_checkpoint")  # the Model tab's upload
+
+    def add(files):  # uploaded as the visitor whose requests the client makes
+        return upload(files, request=SimpleNamespace(session_hash=client.session_hash))
+
     yield SimpleNamespace(
         demo=demo, client=client, url=url, root=root, outside=outside, ctx=demo.tada_context, add_checkpoint=add
     )
-    demo.tada_context.jobs.stop()
+    demo.tada_context.jobs.stop(None)
     demo.tada_context.jobs.wait(30)
     demo.close()
 
@@ -246,7 +250,7 @@ def test_app_starts_with_hostile_checkpoints_and_shows_notices(tmp_path):
         evil_pickle(tmp_path / "evil.safetensors", marker),
         lying_checkpoint(tmp_path / "garbage.safetensors", "{not json"),
     ]
-    demo = build_app(runs_dir=tmp_path / "runs", shipped_dir=tmp_path / "none", checkpoints=[*hostile, good])
+    demo = build_app(data_dir=tmp_path / "runs", shipped_dir=tmp_path / "none", checkpoints=[*hostile, good])
     ctx = demo.tada_context
     notices = "\n".join(ctx.notices)
     assert "evil.pt looks like a pickle" in notices and "evil.safetensors is not a valid" in notices
@@ -272,8 +276,8 @@ def test_model_tab_upload_refuses_unsafe_files(server, tmp_path, name, make, mes
     with pytest.raises(gr.Error, match=message):
         server.add_checkpoint(str(path))
     assert server.ctx.registry.names() == before and not marker.exists()
-    uploads = server.ctx.runs_dir / "_uploads" / "checkpoints"
-    assert not (uploads / name).exists()  # not kept on the server
+    stored = list(server.ctx.storage.visitors.glob("*/checkpoints/*/*")) if server.ctx.storage.visitors.is_dir() else []
+    assert not [p for p in stored if p.name == name]  # not kept on the server
 
 
 def _damaged(path: Path, kind: str) -> Path:
@@ -390,7 +394,7 @@ def test_hostile_zips_are_refused_and_nothing_is_written_outside(server, tmp_pat
     escape = Path("/tmp") / f"tada-escape-{uuid.uuid4().hex}"  # absolute paths and links point here
     archive = tmp_path / f"{kind}.zip"
     _make_zip(archive, kind, escape)
-    uploads = server.ctx.domains.uploads_dir
+    uploads = server.ctx.storage.data(server.ctx.visitors.owner(server.client.session_hash))
     before = sorted(uploads.iterdir()) if uploads.is_dir() else []
     with pytest.raises(AppError, match=message):
         train_start(server.client, source_zip=handle_file(str(archive)))

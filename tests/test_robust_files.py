@@ -21,6 +21,7 @@ from safetensors.torch import save_file
 
 from app.serving.checkpoints import CheckpointRegistry
 from app.serving.domains import DomainCatalog
+from app.serving.storage import Storage
 from tada_core.checkpoint import CheckpointInfo, load_checkpoint, save_checkpoint
 from tada_core.cli import main
 from tada_core.config import TADAConfig
@@ -60,7 +61,7 @@ def test_code_carrying_pickles_are_refused_and_never_run(tmp_path, name):
     path = evil_pickle(tmp_path / name, marker)
     with pytest.raises(CheckpointError, match="pickle|not a valid|does not exist"):
         load_checkpoint(path)
-    registry = CheckpointRegistry(shipped_dir=tmp_path / "none", runs_dir=tmp_path / "runs")
+    registry = CheckpointRegistry(shipped_dir=tmp_path / "none", storage=Storage(tmp_path / "data"))
     with pytest.raises(CheckpointError):
         registry.add(path)
     assert registry.names() == [] and not marker.exists()
@@ -172,7 +173,7 @@ def test_symlinks_out_of_the_data_root_are_refused(tmp_path):
     (root / "escape").symlink_to(outside, target_is_directory=True)
     (root / "nested").mkdir()
     (root / "nested" / "up").symlink_to("../../secret", target_is_directory=True)
-    catalog = DomainCatalog(root, tmp_path / "uploads")
+    catalog = DomainCatalog(root, Storage(tmp_path / "store"))
     for spec in ("escape", "nested/up", "escape/a", str(outside), "../secret", "./../secret", "nested/../../secret"):
         with pytest.raises(DataError, match="not a folder inside"):
             catalog.resolve(spec)

@@ -51,7 +51,7 @@ def _colormap_positions(overlay: np.ndarray, example: Path) -> tuple[np.ndarray,
 
 @pytest.mark.parametrize("name", ["tada_mnist_mnistm"])
 def test_default_overlays_of_the_shipped_model_are_not_flat(tmp_path, name):
-    ctx = AppContext.create(runs_dir=tmp_path / "runs", shipped_dir=ROOT / "checkpoints")
+    ctx = AppContext.create(data_dir=tmp_path / "runs", shipped_dir=ROOT / "checkpoints")
     examples = ctx.examples["source"] + ctx.examples["target"]
     assert len(examples) >= 4
     report, _, _ = attention_report(

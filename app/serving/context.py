@@ -13,7 +13,9 @@ import torch
 from app.serving.checkpoints import CheckpointRegistry, default_shipped_dir
 from app.serving.domains import DomainCatalog
 from app.serving.images import ImageStore
-from app.serving.jobs import JobManager, job_manager
+from app.serving.jobs import JobManager
+from app.serving.storage import DEFAULT_MAX_AGE_S, DEFAULT_QUOTA_BYTES, Storage
+from app.serving.visitors import Visitors
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
 SCRATCH_MAX_AGE_S = 3600
@@ -24,6 +26,22 @@ def example_images(folder: Path = EXAMPLES_DIR) -> dict[str, list[str]]:
     return {role: [str(p) for p in sorted(folder.glob(f"{role}_*.png"))] for role in ("source", "target")}
 
 
+@dataclass(frozen=True)
+class ServerLimits:
+    """What one server allows each visitor (``tada app`` flags; the hosted demo's defaults)."""
+
+    max_running: int = 1  # training jobs at once
+    max_queued: int = 4  # more waiting for a slot
+    max_steps: int | None = 20_000  # iterations per job
+    max_minutes: float | None = 30.0  # training time per job
+    quota_mib: float = DEFAULT_QUOTA_BYTES / 2**20  # a visitor's runs, uploads and data
+    keep_days: float = DEFAULT_MAX_AGE_S / 86400  # unused items are deleted after this
+
+    def job_manager(self) -> JobManager:
+        seconds = self.max_minutes * 60 if self.max_minutes else None
+        return JobManager(self.max_running, self.max_queued, self.max_steps, seconds)
+
+
 @dataclass
 class AppContext:
     """The app's shared, process-wide pieces (no per-visitor state, no models)."""
@@ -31,10 +49,11 @@ class AppContext:
     registry: CheckpointRegistry
     domains: DomainCatalog
     jobs: JobManager
-    runs_dir: Path
+    storage: Storage  # the data folder: runs, uploads, per-visitor quota (app/serving/storage.py)
     scratch_dir: Path
     images: ImageStore  # result PNGs, written once under their content hash
     examples: dict[str, list[str]]
+    visitors: Visitors = field(default_factory=Visitors)  # page session → the visitor's owner key
     notices: list[str] = field(default_factory=list)  # problems found at start-up, shown on top
     device: str = "cpu"
     selected: str | None = None  # the checkpoint given with --checkpoint, selected at start
@@ -43,20 +62,24 @@ class AppContext:
     def create(
         cls,
         *,
-        runs_dir: str | Path = "runs/app",
+        data_dir: str | Path = "runs/app",
         data_root: str | Path = "data",
         checkpoints: list[str | Path] | None = None,
         shipped_dir: str | Path | None = None,
         jobs: JobManager | None = None,
+        limits: ServerLimits | None = None,
     ) -> AppContext:
-        runs_dir = Path(runs_dir).expanduser().resolve()
+        limits = limits or ServerLimits()
+        quota = int(limits.quota_mib * 2**20)
+        storage = Storage(data_dir, quota_bytes=quota, max_age_s=limits.keep_days * 86400)
+        storage.expire(force=True)
         shipped_dir = Path(shipped_dir) if shipped_dir else default_shipped_dir()
-        registry = CheckpointRegistry(shipped_dir=shipped_dir, runs_dir=runs_dir)
+        registry = CheckpointRegistry(shipped_dir=shipped_dir, storage=storage)
         context = cls(
             registry=registry,
-            domains=DomainCatalog(data_root, runs_dir / "_uploads" / "data"),
-            jobs=jobs or job_manager(),
-            runs_dir=runs_dir,
+            domains=DomainCatalog(data_root, storage),
+            jobs=jobs or limits.job_manager(),
+            storage=storage,
             scratch_dir=Path(tempfile.gettempdir()) / "tada-app",
             images=ImageStore(Path(tempfile.gettempdir()) / "tada-app-images", max_age_s=SCRATCH_MAX_AGE_S),
             examples=example_images(),
@@ -70,7 +93,7 @@ class AppContext:
                 context.notices.append(f"Could not open checkpoint {path}: {err}")
         if not registry.names():
             context.notices.append(
-                f"No checkpoint found (looked in {shipped_dir} and {runs_dir}). Train one on the Train tab, "
+                "No checkpoint found (none shipped, none given with --checkpoint). Train one on the Train tab, "
                 "or start the app with --checkpoint FILE.safetensors."
             )
         return context

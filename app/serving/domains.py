@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from app.serving.storage import Storage
 from tada_core.data.archives import domain_root
 from tada_core.data.archives import extract_zip as extract_archive
 from tada_core.data.builtin import builtin_names, list_builtin_domains
@@ -21,6 +22,7 @@ from tada_core.data.images import is_image_file
 from tada_core.errors import DataError
 
 UPLOAD_PREFIX = "upload/"
+MAX_SPEC_CHARS = 1024
 _SCAN_DEPTH = 3
 _SCAN_LIMIT = 2_000  # folders looked at when listing the data root
 
@@ -58,16 +60,20 @@ def _inside(path: Path, root: Path) -> bool:
 class DomainCatalog:
     """Resolve and list the domains the app may read."""
 
-    def __init__(self, data_root: str | Path, uploads_dir: str | Path) -> None:
+    def __init__(self, data_root: str | Path, storage: Storage) -> None:
         self.data_root = Path(data_root).expanduser().resolve()
-        self.uploads_dir = Path(uploads_dir).expanduser().resolve()
+        self.storage = storage
+
+    def uploads_dir(self, owner: str | None) -> Path | None:
+        """Where ``owner``'s uploaded domains are extracted (None for an anonymous caller)."""
+        return self.storage.data(owner) if owner else None
 
     def builtins(self) -> list[str]:
         """Built-in names usable now (offline ones, and downloaded torchvision ones)."""
         return [row["name"] for row in list_builtin_domains() if row["available"]]
 
-    def folders(self) -> list[str]:
-        """Domain-like folders under the data root (relative names), then uploaded zips."""
+    def folders(self, owner: str | None = None) -> list[str]:
+        """Domain-like folders under the data root (relative names), then ``owner``'s uploaded zips."""
         found: list[str] = []
         if self.data_root.is_dir():
             for seen, (parent, dirs, _) in enumerate(os.walk(self.data_root)):
@@ -78,41 +84,57 @@ class DomainCatalog:
                 if depth and _looks_like_domain(Path(parent)):
                     found.append(Path(parent).relative_to(self.data_root).as_posix())
                     dirs[:] = []  # class folders are not domains of their own
-        if self.uploads_dir.is_dir():
-            found += [UPLOAD_PREFIX + d.name for d in sorted(self.uploads_dir.iterdir()) if d.is_dir()]
+        uploads = self.uploads_dir(owner)
+        if uploads is not None and uploads.is_dir():
+            found += [UPLOAD_PREFIX + d.name for d in sorted(uploads.iterdir()) if d.is_dir() and d.name[0] != "."]
         return found
 
-    def choices(self) -> list[str]:
-        return self.builtins() + self.folders()
+    def choices(self, owner: str | None = None) -> list[str]:
+        return self.builtins() + self.folders(owner)
 
-    def resolve(self, spec: str | None) -> str:
+    def resolve(self, spec: str | None, owner: str | None = None) -> str:
         """What to pass to ``load_domain``: a built-in name or an absolute folder path.
 
         Raises:
-            DataError: empty, outside the data root, missing, or not a folder.
+            DataError: empty, too long, outside the data root (or ``owner``'s uploads), missing, or
+                not a folder. Messages name the domain as the visitor typed it, never a server path.
         """
         spec = (spec or "").strip()
         if not spec:
             raise DataError("no domain given; pick a built-in domain (e.g. mnist) or a folder under the data root")
+        if len(spec) > MAX_SPEC_CHARS or any(len(part.encode()) > 255 for part in spec.split("/")):
+            raise DataError(
+                f"the domain name is {len(spec):,} characters long; give a built-in name or a folder under the data "
+                f"root (at most {MAX_SPEC_CHARS} characters, 255 per folder name)"
+            )
+        shown = spec if len(spec) <= 80 else spec[:77] + "…"
         if spec in builtin_names():
             return spec
+        uploads = self.uploads_dir(owner)
         if spec.startswith(UPLOAD_PREFIX):
-            root, rel, where = self.uploads_dir, spec[len(UPLOAD_PREFIX) :], "uploaded data"
+            if uploads is None:
+                raise DataError(f"'{shown}' is an upload of another session; upload the zip again")
+            root, rel, where = uploads, spec[len(UPLOAD_PREFIX) :], "your uploaded data"
         else:
-            root, rel, where = self.data_root, spec, f"the data root {self.data_root}"
-        path = (root / rel).resolve()
-        if not _inside(path, root) or path == root:
+            root, rel, where = self.data_root, spec, "the data root"
+        try:
+            path = (root / rel).resolve()
+            inside = _inside(path, root) and path != root
+            is_dir = inside and path.is_dir()
+        except (OSError, ValueError):
+            inside = is_dir = False
+        if not inside:
             raise DataError(
-                f"'{spec}' is not a folder inside {where}; the app only reads built-in domains, folders under "
-                "the data root (start it with --data-root DIR to choose another) and uploaded zips"
+                f"'{shown}' is not a folder inside {where}; the app only reads built-in domains, folders under "
+                "the data root (the server's --data-root) and zips uploaded on the Train tab"
             )
-        if not path.is_dir():
+        if not is_dir:
             names = ", ".join(self.builtins())
             raise DataError(
-                f"'{spec}' is neither a built-in domain ({names}) nor a folder in {where}; "
-                "give a folder of class sub-folders relative to it"
+                f"'{shown}' is neither a built-in domain ({names}) nor a folder in {where}; "
+                "give a folder (class sub-folders, or just images for a target) relative to it"
             )
-        return str(domain_root(path) if root == self.uploads_dir else path)
+        return str(domain_root(path) if root == uploads else path)
 
 
 def extract_zip(zip_path: str | Path, uploads_dir: str | Path) -> tuple[str, Path]:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from app.serving.redact import redact_paths
 from tada_core.checkpoint import CheckpointInfo
 from tada_core.config import TADAConfig
 from tada_core.errors import TadaError
@@ -59,8 +60,11 @@ def describe(result: AttentionResult) -> str:
 class Reporter(Callback):
     """Turns the training loop's callbacks into events on ``conn``."""
 
-    def __init__(self, conn: Connection, config: TADAConfig, probes: list[np.ndarray]) -> None:
+    def __init__(
+        self, conn: Connection, config: TADAConfig, probes: list[np.ndarray], display: dict[str, str] | None = None
+    ) -> None:
         self.conn, self.probes = conn, [Image.fromarray(p) for p in probes]
+        self.display = display or {"source": config.train.source, "target": config.train.target}
         iters = config.train.iters
         self.stride = max(1, -(-iters // MAX_LOSS_POINTS))
         self.every = max(1, iters // 20)
@@ -80,9 +84,9 @@ class Reporter(Callback):
         tc = run.config.train
         self.send(
             "log",
-            f"started {run.config.variant} ({run.config.backbone}) {tc.source} → {tc.target}: {tc.iters} steps, "
-            f"batch {tc.batch_size}+{tc.batch_size}, lr {tc.optim.lr:g}, λ {run.config.trade_off:g}, "
-            f"γ {run.config.gamma:g}, device {tc.device}; run folder {run.out_dir}; process {os.getpid()}",
+            f"started {run.config.variant} ({run.config.backbone}) {self.display['source']} → "
+            f"{self.display['target']}: {tc.iters} steps, batch {tc.batch_size}+{tc.batch_size}, lr {tc.optim.lr:g}, "
+            f"λ {run.config.trade_off:g}, γ {run.config.gamma:g}, device {tc.device}; run {run.out_dir.name}",
         )
         self._probe(run)
 
@@ -126,34 +130,60 @@ class Reporter(Callback):
         self.send("probes", (overlays, notes, run.step))
 
 
-def run_job(config: TADAConfig, probes: list[np.ndarray], conn: Connection, stop: Event, parent: int) -> None:
+def run_job(
+    config: TADAConfig,
+    probes: list[np.ndarray],
+    conn: Connection,
+    stop: Event,
+    parent: int,
+    budget_s: float | None = None,
+    display: dict[str, str] | None = None,
+) -> None:
     """Train ``config`` in this (child) process, reporting to ``conn``; ends with an ``end`` event.
 
     PyTorch gets half the CPU cores (at least one): the rest is the web server's, and on a busy
-    machine more threads than free cores make every operator wait for a descheduled thread.
+    machine more threads than free cores make every operator wait for a descheduled thread. The
+    job stops by itself, saving its checkpoint, after ``budget_s`` seconds of training.
     """
     logging.basicConfig(level=logging.INFO)
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+    deadline = time.time() + budget_s if budget_s else None
+    over_budget = False
 
     def should_stop() -> bool:
-        return stop.is_set() or os.getppid() != parent  # the server is gone: save and leave
+        nonlocal over_budget
+        if deadline is not None and time.time() > deadline and not over_budget:
+            over_budget = True
+            conn.send(("log", f"this server's time budget of {budget_s / 60:g} min per job is used up; saving"))
+        return stop.is_set() or over_budget or os.getppid() != parent  # the server is gone: save and leave
 
     try:
         data = load_run_data(config)
-        result = train(config, callbacks=[Reporter(conn, config, probes)], should_stop=should_stop, data=data)
+        reporter = Reporter(conn, config, probes, display)
+        result = train(config, callbacks=[reporter], should_stop=should_stop, data=data)
     except TadaError as err:
-        conn.send(("end", ("failed", f"training failed: {err}", str(err))))
+        message = redact_paths(str(err))
+        conn.send(("end", ("failed", f"training failed: {message}", message)))
     except Exception as err:
         log.exception("training job crashed")
-        message = f"unexpected {type(err).__name__}: {err}"
+        message = redact_paths(f"unexpected {type(err).__name__}: {err}")
         conn.send(("end", ("failed", f"training crashed: {message} (details in the server log)", message)))
     else:
         status = "stopped" if result.stopped else "finished"
         accuracy = result.final.get("target_accuracy")
-        summary = f"{status} after {result.steps} steps"
+        summary = f"{status} after {result.steps} steps" + (" (time budget used up)" if over_budget else "")
         if accuracy is not None:
             summary += f": target accuracy {accuracy:.1f}%"
         summary += f"; best chosen without target labels: step {result.best_step}"
-        conn.send(("end", (status, f"{summary}; checkpoint {result.best or result.last}", None)))
+        conn.send(
+            (
+                "end",
+                (
+                    status,
+                    f"{summary}; checkpoint {(result.best or result.last).name} of run {result.out_dir.name}",
+                    None,
+                ),
+            )
+        )
     finally:
         conn.close()

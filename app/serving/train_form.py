@@ -51,17 +51,20 @@ def run_folder(runs_dir: Path, variant: str) -> Path:
     return path
 
 
-def domain_spec(ctx: AppContext, choice: str | None, upload) -> str:
-    """An uploaded zip wins over the dropdown; both become what ``load_domain`` takes."""
+def domain_spec(ctx: AppContext, owner: str, choice: str | None, upload) -> tuple[str, str]:
+    """An uploaded zip (kept in ``owner``'s folder) wins over the dropdown; returns what
+    ``load_domain`` takes and the name to show the visitor."""
     paths = file_paths(upload)
     if paths:
-        name, _ = extract_zip(paths[0], ctx.domains.uploads_dir)
-        return ctx.domains.resolve(name)
-    return ctx.domains.resolve(choice)
+        ctx.storage.check_room(owner, Path(paths[0]).stat().st_size)
+        name, _ = extract_zip(paths[0], ctx.storage.data(owner))
+        return ctx.domains.resolve(name, owner), name
+    return ctx.domains.resolve(choice, owner), (choice or "").strip()
 
 
 def start_job(
     ctx: AppContext,
+    owner: str,
     source: str,
     target: str,
     variant: str,
@@ -81,8 +84,14 @@ def start_job(
     fine_tune: bool = False,
     target_unlabelled: bool = False,
 ) -> dict:
-    """Validate the form, load both domains, start the job; its status JSON."""
-    ctx.jobs.check_idle()
+    """Validate the form, load both domains, start (or queue) ``owner``'s job; its status JSON.
+
+    Raises:
+        TadaError: a bad value, a domain that cannot be read, the visitor's storage full, the
+            visitor's job already running, the server's queue full, a request over the budget.
+    """
+    ctx.jobs.check_can_start(owner)
+    ctx.storage.check_room(owner)
     if variant not in VARIANTS:
         raise ConfigError(f"unknown variant '{variant}'; choose one of {', '.join(VARIANTS)}")
     if backbone not in list_backbones():
@@ -90,6 +99,11 @@ def start_job(
     if device not in DEVICES:
         raise ConfigError(f"device must be one of {', '.join(DEVICES)}, not '{device}'")
     iters = _positive_int(iters, "iterations", 1_000_000)
+    ctx.jobs.check_budget(iters)
+    (source_path, source_name), (target_path, target_name) = (
+        domain_spec(ctx, owner, source, source_zip),
+        domain_spec(ctx, owner, target, target_zip),
+    )
     every = _positive_int(eval_every, "evaluate every", iters) if eval_every else max(1, iters // 10)
     config = TADAConfig(
         variant=variant,
@@ -98,20 +112,21 @@ def start_job(
         trade_off=_number(trade_off, "λ (trade-off)", 0.0, 100.0),
         gamma=_number(gamma, "γ (entropy weight)", 0.0, 100.0),
         train=TrainConfig(
-            source=domain_spec(ctx, source, source_zip),
-            target=domain_spec(ctx, target, target_zip),
+            source=source_path,
+            target=target_path,
             iters=iters,
             batch_size=_positive_int(batch_size, "batch size", 1024),
             seed=int(_number(seed, "seed", 0, 2**31 - 1)),
             eval_every=every,
             eval_max=_positive_int(eval_max, "evaluation images", 10_000_000) if eval_max else None,
             device=ctx.device if device == "auto" else device,
-            out=str(run_folder(ctx.runs_dir, variant)),
+            out=str(run_folder(ctx.storage.runs(owner), variant)),
             frozen_backbone=wants_photo_defaults({"backbone": backbone, "pretrained": pretrained}) and not fine_tune,
             target_unlabelled=bool(target_unlabelled),
             optim=OptimConfig(lr=_number(lr, "learning rate", 1e-7, 10.0)),
         ),
     )
     data = load_run_data(config)
-    ctx.jobs.start(config.replace(num_classes=len(data.class_names)), data)
-    return ctx.jobs.status()
+    config = config.replace(num_classes=len(data.class_names))
+    ctx.jobs.start(config, data, owner=owner, names=(source_name, target_name))
+    return ctx.jobs.status(owner)

@@ -26,7 +26,7 @@ from app.serving.checkpoints import load_model
 from app.serving.context import AppContext
 from app.serving.familiarity import upload_notes
 from app.serving.uploads import file_paths
-from app.ui import NONE, checkpoint_dropdown, user_errors
+from app.ui import NONE, checkpoint_dropdown, owner_of, user_errors
 from tada_core.data import load_image
 from tada_core.errors import DataError
 from tada_core.explain.gap import GapError, RegionProbes, checkpoint_gap
@@ -104,6 +104,7 @@ def attention_report(
     mode: str,
     view: str = DEFAULT_VIEW,
     scale: str = "shared",
+    owner: str | None = None,
 ) -> tuple[str, list, dict]:
     """Run the chosen checkpoint(s) on the images; return the HTML report, overlays and values.
 
@@ -127,7 +128,7 @@ def attention_report(
     images = [im for _, _, im in items]
     per_checkpoint, notes = [], []
     for name in names:
-        path = ctx.registry.resolve(name).path
+        path = ctx.registry.resolve(name, owner).path
         model, info = load_model(path)
         probes, gap_note = _probes(ctx, path)
         results = predict_attention(model, info, images, top_k=TOP_K, probes=probes)
@@ -245,16 +246,22 @@ def build(ctx: AppContext) -> AttentionTab:
     outputs = [report, gallery, values]
 
     @user_errors
-    def attention(checkpoint, compare_with, source_files, target_files, cmap, alpha, mode, view, scale):
+    def attention(
+        checkpoint, compare_with, source_files, target_files, cmap, alpha, mode, view, scale, request: gr.Request = None
+    ):
+        owner = owner_of(ctx, request)
         return attention_report(
-            ctx, checkpoint, compare_with, source_files, target_files, cmap, alpha, mode, view, scale
+            ctx, checkpoint, compare_with, source_files, target_files, cmap, alpha, mode, view, scale, owner
         )
 
     @user_errors
-    def restyle(checkpoint, compare_with, source_files, target_files, cmap, alpha, mode, view, scale):
+    def restyle(
+        checkpoint, compare_with, source_files, target_files, cmap, alpha, mode, view, scale, request: gr.Request = None
+    ):
         if not file_paths(source_files) and not file_paths(target_files):
             return gr.skip(), gr.skip(), gr.skip()
-        return attention(checkpoint, compare_with, source_files, target_files, cmap, alpha, mode, view, scale)
+        args = (checkpoint, compare_with, source_files, target_files, cmap, alpha, mode, view, scale)
+        return attention(*args, request=request)
 
     run.click(attention, inputs, outputs, api_name="attention")
     for control in (cmap, mode, view, scale, checkpoint, compare):

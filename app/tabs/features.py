@@ -22,7 +22,7 @@ import numpy as np
 
 from app.serving.checkpoints import load_model
 from app.serving.context import AppContext
-from app.ui import IMAGE_BUTTONS, NONE, checkpoint_dropdown, user_errors
+from app.ui import IMAGE_BUTTONS, NONE, checkpoint_dropdown, owner_of, user_errors
 from tada_core.data import check_same_classes, load_domain
 from tada_core.errors import ConfigError
 from tada_core.explain.domain_stats import resolve
@@ -142,6 +142,7 @@ def tsne_report(
     perplexity: float,
     seed: float,
     progress=None,
+    owner: str | None = None,
 ) -> tuple[str, str, list[str], dict, str]:
     """Compute features, A-distance, t-SNE and the per-region gap map for each checkpoint; write the PNGs and the CSV."""
     step = progress or (lambda *args, **kwargs: None)
@@ -151,14 +152,14 @@ def tsne_report(
     if not 2 <= float(perplexity) <= 100:
         raise ConfigError(f"perplexity must be between 2 and 100, got {perplexity}")
     names = [checkpoint] + ([compare_with] if compare_with and compare_with not in (NONE, checkpoint) else [])
-    source_spec, target_spec = ctx.domains.resolve(source), ctx.domains.resolve(target)
+    source_spec, target_spec = ctx.domains.resolve(source, owner), ctx.domains.resolve(target, owner)
     domains: dict[tuple, tuple] = {}
     panels, summaries, rows, gap_maps = [], [], [], []
     total = len(names)
     for n, name in enumerate(names):
         base = n / total
         step(base + 0.02 / total, desc=f"{name}: loading the checkpoint and the domains")
-        path = ctx.registry.resolve(name).path
+        path = ctx.registry.resolve(name, owner).path
         key = (name, str(path), path.stat().st_mtime_ns, source_spec, target_spec, max_points, seed, float(perplexity))
         view = _views.get(key)
         if view is None:
@@ -261,8 +262,19 @@ def build(ctx: AppContext) -> FeaturesTab:
                 summary_json = gr.JSON(label="Summary")
 
     @user_errors
-    def tsne(checkpoint, compare_with, source, target, max_points, perplexity, seed, progress=gr.Progress()):  # noqa: B008
-        return tsne_report(ctx, checkpoint, compare_with, source, target, max_points, perplexity, seed, progress)
+    def tsne(
+        checkpoint,
+        compare_with,
+        source,
+        target,
+        max_points,
+        perplexity,
+        seed,
+        progress=gr.Progress(),  # noqa: B008
+        request: gr.Request = None,
+    ):
+        owner = owner_of(ctx, request)
+        return tsne_report(ctx, checkpoint, compare_with, source, target, max_points, perplexity, seed, progress, owner)
 
     run.click(
         tsne,

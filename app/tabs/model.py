@@ -1,8 +1,9 @@
 """Model tab: the selected checkpoint's card — what it is, how it was trained, how well it does.
 
 API ``/model_card``: ``checkpoint`` name → ``(card markdown, accuracy curve, loss curve, model-card
-markdown, config JSON)``. A ``.safetensors`` file uploaded here is checked, stored under the runs
-folder and added to every checkpoint picker; anything else is refused with the loader's message.
+markdown, config JSON)``. A ``.safetensors`` file uploaded here is checked, stored in the visitor's
+folder of the data folder (it comes back after a restart) and added to their checkpoint pickers;
+anything else is refused with the loader's message.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from app.plots import LOSS_KEYS, curves_image, read_metrics
 from app.serving.checkpoints import Entry, load_model
 from app.serving.context import AppContext
 from app.serving.uploads import file_paths, keep_by_hash
-from app.ui import IMAGE_BUTTONS, checkpoint_dropdown, user_errors
+from app.ui import IMAGE_BUTTONS, checkpoint_dropdown, owner_of, user_errors
 from tada_core.checkpoint import read_checkpoint
 from tada_core.data.archives import MAX_ZIP_BYTES
 from tada_core.errors import CheckpointError
@@ -88,8 +89,9 @@ def card_markdown(entry: Entry) -> tuple[str, dict]:
     return f"### {entry.name}\n\n| {head_key} | {head_value} |\n|---|---|\n{table}\n", config.to_dict()
 
 
-def add_uploaded_checkpoint(ctx: AppContext, source: Path) -> Entry:
-    """Check an uploaded checkpoint, keep it in a folder named by its content hash, offer it by its file name.
+def add_uploaded_checkpoint(ctx: AppContext, owner: str, source: Path) -> Entry:
+    """Check an uploaded checkpoint, keep it in ``owner``'s folder named by its content hash, offer it
+    (to them only) by its file name; it is found again after a restart.
 
     A bad file is refused before anything is stored. The name shown is the file's stem, with
     ``-2``, ``-3``, … when another checkpoint already has it; the same bytes uploaded again keep
@@ -97,12 +99,15 @@ def add_uploaded_checkpoint(ctx: AppContext, source: Path) -> Entry:
 
     Raises:
         CheckpointError: not a ``.safetensors`` file, or one that does not read as a TADA checkpoint.
+        StorageFullError: the visitor's storage is full.
     """
     if source.suffix.lower() != ".safetensors":
         raise CheckpointError(f"{source.name} is not a .safetensors file; only safetensors checkpoints are accepted")
     read_checkpoint(source)  # raises a clear CheckpointError for every bad file
-    stored = keep_by_hash(source, ctx.runs_dir / "_uploads" / "checkpoints")
-    return ctx.registry.add(stored, name=source.stem)
+    ctx.storage.check_room(owner, source.stat().st_size)
+    stored = keep_by_hash(source, ctx.storage.checkpoints(owner))
+    name = ctx.registry.name_for(stored, owner)
+    return ctx.registry.resolve(name, owner)
 
 
 def build(ctx: AppContext) -> ModelTab:
@@ -133,8 +138,8 @@ def build(ctx: AppContext) -> ModelTab:
                 config_json = gr.JSON(label="Config")
 
     @user_errors
-    def model_card(checkpoint: str):
-        entry = ctx.registry.resolve(checkpoint)
+    def model_card(checkpoint: str, request: gr.Request = None):
+        entry = ctx.registry.resolve(checkpoint, owner_of(ctx, request))
         text, config = card_markdown(entry)
         records = read_metrics(entry.run_dir / "metrics.jsonl") if entry.run_dir else []
         if not records:
@@ -160,13 +165,14 @@ def build(ctx: AppContext) -> ModelTab:
         )
 
     @user_errors
-    def add_checkpoint(files):
+    def add_checkpoint(files, request: gr.Request = None):
         paths = file_paths(files)
         if not paths:
             return gr.skip()
-        entry = add_uploaded_checkpoint(ctx, Path(paths[0]))
+        owner = owner_of(ctx, request)
+        entry = add_uploaded_checkpoint(ctx, owner, Path(paths[0]))
         gr.Info(f"Added checkpoint {entry.name}.", duration=3)
-        return gr.update(choices=ctx.registry.names(), value=entry.name)
+        return gr.update(choices=ctx.registry.names(owner), value=entry.name)
 
     outputs = [card, curves, curves_note, model_card_md, config_json]
     checkpoint.change(model_card, checkpoint, outputs, api_name="model_card")

@@ -1,25 +1,30 @@
-"""Train tab: pick domains and hyper-parameters, start / stop one server-wide job, watch it learn.
+"""Train tab: pick domains and hyper-parameters, start / stop your job, watch it learn, download it.
 
-API ``/train_start`` (the form's values, zips optional) → the job's status JSON, or an error when a
-job is already running; ``/train_status`` → the status JSON; ``/train_stop`` → the status JSON
-(the job saves ``last.safetensors`` and ends as ``stopped``). A ``gr.Timer`` polls the job for
-every open page, so all visitors see the same progress and a closed browser changes nothing.
+Each visitor has at most one job, running or waiting in the server's queue, and only sees and stops
+their own (:mod:`app.serving.jobs`). API ``/train_start`` (the form's values, zips optional) → the
+job's status JSON, or an error when the visitor already has a job, the queue is full or a value is
+over this server's budget; ``/train_status`` → the status JSON; ``/train_stop`` → the status JSON
+(the job saves ``last.safetensors`` and ends as ``stopped``). A ``gr.Timer`` polls the visitor's
+job, so a reload or a closed browser changes nothing; the finished checkpoint can be downloaded
+with its model card.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 
 from app.plots import curves_image
+from app.serving.bundle import checkpoint_bundle
 from app.serving.context import AppContext
 from app.serving.jobs import ACTIVE, Job
 from app.serving.train_form import DEVICES, start_job
-from app.ui import IMAGE_BUTTONS, user_errors
+from app.ui import IMAGE_BUTTONS, owner_of, user_errors
 from tada_core.config import VARIANTS, OptimConfig, TADAConfig, TrainConfig
 from tada_core.data.archives import MAX_ZIP_BYTES
 from tada_core.model.backbones import list_backbones
@@ -27,26 +32,29 @@ from tada_core.training.photo_defaults import PHOTO_BACKBONES, with_photo_defaul
 
 POLL_SECONDS = 1.0
 CURVES_MIN_INTERVAL_S = 2.0
-_curves_cache: dict[str, tuple] = {}  # "last" -> ((job id, version), PNG path, time): one render for all pages
+CURVES_CACHED_JOBS = 16
+_curves_cache: OrderedDict[str, tuple] = OrderedDict()  # job id -> (version, PNG path, time)
 _curves_lock = threading.Lock()
 
 
 def training_curves(ctx: AppContext, job: Job) -> str:
-    """The job's curves as a stored PNG, rendered once per change for every page, at most every 2 s while it runs."""
-    key = (job.id, job.version)
+    """The job's curves as a stored PNG, rendered once per change for all its pages, at most every 2 s
+    while it runs; the last few jobs' are remembered."""
     with _curves_lock:
-        last = _curves_cache.get("last")
+        last = _curves_cache.get(job.id)
         if (
             last is not None
             and Path(last[1]).is_file()
             and (  # an unused file is swept after an hour
-                last[0] == key
-                or (last[0][0] == job.id and job.status in ACTIVE and time.time() - last[2] < CURVES_MIN_INTERVAL_S)
+                last[0] == job.version or (job.status in ACTIVE and time.time() - last[2] < CURVES_MIN_INTERVAL_S)
             )
         ):
             return last[1]
         path = ctx.images.png(curves_image(job.losses, job.evals))
-        _curves_cache["last"] = (key, path, time.time())
+        _curves_cache[job.id] = (job.version, path, time.time())
+        _curves_cache.move_to_end(job.id)
+        while len(_curves_cache) > CURVES_CACHED_JOBS:
+            _curves_cache.popitem(last=False)
         return path
 
 
@@ -56,12 +64,15 @@ class TrainTab:
     target: gr.Dropdown
 
 
-def _headline(ctx: AppContext, job: Job | None) -> str:
+def _headline(ctx: AppContext, job: Job | None, owner: str) -> str:
     if job is None:
         return "**No training job yet.** Pick the domains and press **Start training**."
-    status = ctx.jobs.status()
+    status = ctx.jobs.status(owner)
     tc = job.config.train
-    what = f"{job.config.variant} ({job.config.backbone}) · {Path(tc.source).name} → {Path(tc.target).name}"
+    what = f"{job.config.variant} ({job.config.backbone}) · {job.source_name} → {job.target_name}"
+    if job.status == "queued":
+        position, wait = status["queue_position"], ""
+        return f"**Waiting for a free slot** · {what} · {position} in line{wait} (it starts by itself)"
     accuracy = status["target_accuracy"]
     best_text = f" · target accuracy **{accuracy:.1f}%**" if accuracy is not None else ""
     if status["best_step"] is not None:
@@ -71,8 +82,8 @@ def _headline(ctx: AppContext, job: Job | None) -> str:
         return f"**{job.status.capitalize()}** · {what} · step {job.step}/{tc.iters}{eta}{best_text}"
     if job.status == "failed":
         return f"**Failed** · {what} · {job.error}"
-    name = ctx.registry.name_for(job.checkpoint) if job.checkpoint else None
-    where = f" · checkpoint **{name}** is now in every checkpoint picker" if name else ""
+    name = ctx.registry.name_for(job.checkpoint, owner) if job.checkpoint else None
+    where = f" · checkpoint **{name}** is now in your checkpoint pickers" if name else ""
     return f"**{job.status.capitalize()}** · {what} · {job.step}/{tc.iters} steps in {status['elapsed_s']:.0f} s{best_text}{where}"
 
 
@@ -96,6 +107,26 @@ def _progress_html(job: Job | None) -> str:
     )
 
 
+def budget_text(ctx: AppContext) -> str:
+    """This server's limits, shown under the form."""
+    load = ctx.jobs.server_load()
+    parts = [f"{load['max_running']} job(s) train at once, {load['max_queued']} more may wait"]
+    if load["max_steps"]:
+        parts.append(f"at most {load['max_steps']:,} iterations per job")
+    if load["max_minutes"]:
+        parts.append(f"at most {load['max_minutes']:g} min of training per job")
+    quota = ctx.storage.quota_bytes / 2**20
+    parts.append(f"{quota:.0f} MiB of storage per visitor, kept {ctx.storage.max_age_s / 86400:g} days")
+    return "*This server: " + "; ".join(parts) + ". One job per visitor.*"
+
+
+def download_update(ctx: AppContext, job: Job) -> dict:
+    """The download button of a finished or stopped job's checkpoint (a zip with its model card)."""
+    if job.status in ACTIVE or job.checkpoint is None or not job.checkpoint.is_file():
+        return gr.update(visible=False)
+    return gr.update(value=str(checkpoint_bundle(job.checkpoint)), visible=True)
+
+
 def photo_form_defaults(backbone: str) -> tuple:
     """Choosing efficientnet_lite0 fills in the photo defaults (tada_core/training/photo_defaults.py)."""
     if backbone not in PHOTO_BACKBONES:
@@ -107,9 +138,9 @@ def photo_form_defaults(backbone: str) -> tuple:
 def build(ctx: AppContext) -> TrainTab:
     domains = ctx.domains.choices()
     gr.Markdown(
-        "Adapt a classifier from a labelled **source** to an unlabelled **target** domain. One job runs at a "
-        "time on this server; everyone sees its progress. The finished checkpoint appears in every checkpoint "
-        "picker. Domains: built-in names, folders under the data root, or a zip (the source: class folders; the "
+        "Adapt a classifier from a labelled **source** to an unlabelled **target** domain. Your job trains in its "
+        "own process (only you see it; when the server is busy it waits its turn); the finished checkpoint appears "
+        "in your checkpoint pickers and can be downloaded. Domains: built-in names, folders under the data root, or a zip (the source: class folders; the "
         "target: class folders or just images — its labels, if any, only report accuracy). For your own "
         "photos choose the backbone **efficientnet_lite0**: ImageNet weights, frozen and cached, a few minutes "
         "on a CPU (try the built-in pair photos → photos-sketch)."
@@ -162,8 +193,12 @@ def build(ctx: AppContext) -> TrainTab:
             with gr.Row():
                 start = gr.Button("Start training", variant="primary", elem_id="train-start")
                 stop = gr.Button("Stop", variant="stop", interactive=False, elem_id="train-stop")
+            gr.Markdown(budget_text(ctx), elem_id="train-budget")
+            download = gr.DownloadButton(
+                "Download the checkpoint (with its model card)", visible=False, elem_id="train-download"
+            )
         with gr.Column(scale=2):
-            headline = gr.Markdown(_headline(ctx, None), elem_id="train-headline")
+            headline = gr.Markdown(_headline(ctx, None, ""), elem_id="train-headline")
             progress = gr.HTML(_progress_html(None), elem_id="train-progress")
             curves = gr.Image(
                 label="Training curves",
@@ -219,9 +254,11 @@ def build(ctx: AppContext) -> TrainTab:
         target_zip,
         fine_tune,
         target_unlabelled=False,
+        request: gr.Request = None,
     ):
         status = start_job(
             ctx,
+            owner_of(ctx, request),
             source,
             target,
             variant,
@@ -241,36 +278,45 @@ def build(ctx: AppContext) -> TrainTab:
             fine_tune,
             target_unlabelled,
         )
-        gr.Info(f"Training started: {status['variant']} for {status['iters']} steps.", duration=3)
+        if status["status"] == "queued":
+            gr.Info(f"The server is busy: your job waits, {status['queue_position']} in line.", duration=5)
+        else:
+            gr.Info(f"Training started: {status['variant']} for {status['iters']} steps.", duration=3)
         return status
 
-    def train_stop() -> dict:
-        """Ask the running job to stop; it saves a loadable checkpoint. Returns the job status."""
-        if not ctx.jobs.stop():
-            gr.Warning("No training job is running.")
-        return ctx.jobs.status()
+    def train_stop(request: gr.Request = None) -> dict:
+        """Ask your running job to stop (it saves a loadable checkpoint), or take it out of the queue.
+        Returns the job status."""
+        owner = owner_of(ctx, request)
+        if not ctx.jobs.stop(owner):
+            gr.Warning("You have no training job running.")
+        return train_status(request)
 
-    def train_status() -> dict:
-        """The current (or last) training job: status, step, progress, last evaluation, checkpoint, log tail."""
-        status = ctx.jobs.status()
-        if status.get("checkpoint"):
-            status["checkpoint_name"] = ctx.registry.name_for(status["checkpoint"])
+    def train_status(request: gr.Request = None) -> dict:
+        """Your current (or last) training job: status, queue position, step, progress, last evaluation,
+        checkpoint name, log tail, and the server's load and budget."""
+        owner = owner_of(ctx, request)
+        status = ctx.jobs.status(owner)
+        job = ctx.jobs.view(owner)
+        if job is not None and job.checkpoint is not None:
+            status["checkpoint_name"] = ctx.registry.name_for(job.checkpoint, owner)
         return status
 
-    def poll(seen_version: int):
-        job = ctx.jobs.view()
+    def poll(seen_version: int, request: gr.Request = None):
+        owner = owner_of(ctx, request)
+        job = ctx.jobs.view(owner)
         version = -2 if job is None else job.version
         common = (
-            _headline(ctx, job),
+            _headline(ctx, job, owner),
             _progress_html(job),
             gr.update(interactive=job is None or job.status not in ACTIVE),
             gr.update(interactive=job is not None and job.status in ("starting", "running")),
             "\n".join(job.log) if job else "",
         )
         if version == seen_version:
-            return (*common, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen_version)
+            return (*common, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen_version)
         if job is None:
-            return (*common, None, None, None, gr.skip(), train_status(), version)
+            return (*common, None, None, None, gr.skip(), train_status(request), gr.update(visible=False), version)
         step = f" · step {job.probes_step}" if job.probes else ""
         probes = [
             gr.update(value=ctx.images.png(job.probes[role]), label=f"{role.capitalize()} probe{step}")
@@ -284,7 +330,8 @@ def build(ctx: AppContext) -> TrainTab:
             training_curves(ctx, job),
             *probes,
             note or gr.skip(),
-            train_status(),
+            train_status(request),
+            download_update(ctx, job),
             version,
         )
 
@@ -311,6 +358,7 @@ def build(ctx: AppContext) -> TrainTab:
         probe_target,
         probe_note,
         job_json,
+        download,
         seen,
     ]
     timer.tick(poll, seen, outputs, api_visibility="private", concurrency_limit=None, show_progress="hidden")

@@ -237,7 +237,7 @@ def _evaluate_and_save(run: Run, session: _Session, running: dict[str, list[floa
     """Evaluate on the held-out source and the target, score the checkpoint without target labels,
     append the record to ``metrics.jsonl``, write ``last`` (with the resume state) and, when the
     score did not get worse, ``best``; notify callbacks."""
-    config, data, ctx, tc = run.config, run.data, session.ctx, run.config.train
+    data, ctx, tc = run.data, session.ctx, run.config.train
     _, held_out = holdout_split(len(data.source_eval), tc.source_holdout)
     kwargs = {"device": session.device, "ctx": ctx}
     source = collect_outputs(session.forward_model, data.source_eval.dataset, held_out or None, **kwargs)
@@ -262,22 +262,29 @@ def _evaluate_and_save(run: Run, session: _Session, running: dict[str, list[floa
     if ctx.is_main:
         with open(run.out_dir / METRICS, "a") as handle:
             handle.write(json.dumps(record) + "\n")
-        extra = {
-            "step": run.step,
-            "best_score": run.best_score,
-            "best_step": run.best_step,
-            "iters": tc.iters,
-            "world_size": ctx.world,
-        }
-        info = CheckpointInfo(config, data.class_names, tc.source, tc.target, record, extra)
-        state = {**R.optimizer_tensors(session.optimizer), "rng.torch": torch.get_rng_state()}
-        save_checkpoint(run.out_dir / LAST, run.model, info, {**state, **session.reference})
+        info = _save_last(run, session, record)
         if improved:
             save_checkpoint(run.out_dir / BEST, run.model, info, session.reference)
     D.barrier(ctx)
     for callback in session.callbacks:
         callback.on_eval(run, record)
     return record
+
+
+def _save_last(run: Run, session: _Session, record: dict) -> CheckpointInfo:
+    """Write ``last.safetensors`` with everything ``--resume`` needs (rank 0); its metadata."""
+    tc = run.config.train
+    extra = {
+        "step": run.step,
+        "best_score": run.best_score,
+        "best_step": run.best_step,
+        "iters": tc.iters,
+        "world_size": session.ctx.world,
+    }
+    info = CheckpointInfo(run.config, run.data.class_names, tc.source, tc.target, record, extra)
+    state = {**R.optimizer_tensors(session.optimizer), "rng.torch": torch.get_rng_state()}
+    save_checkpoint(run.out_dir / LAST, run.model, info, {**state, **session.reference})
+    return info
 
 
 def train(
@@ -309,7 +316,7 @@ def train(
     for callback in session.callbacks:
         callback.on_start(run)
 
-    started = time.time()
+    started = saved = time.time()
     running: dict[str, list[float]] = {}  # losses since the last evaluation
     stopped = False
     record = run.history[-1] if run.history else {}
@@ -327,7 +334,10 @@ def train(
                 callback.on_step(run, logs)
             if run.step % tc.eval_every == 0 or run.step == tc.iters:
                 record = _evaluate_and_save(run, session, running, started)
-                running = {}
+                running, saved = {}, time.time()
+            elif time.time() - saved > tc.save_minutes * 60 and session.ctx.is_main:
+                _save_last(run, session, record)  # a long stretch between evaluations: keep the work safe
+                saved = time.time()
     except torch.OutOfMemoryError:
         kept = run.out_dir / LAST if (run.out_dir / LAST).exists() else "not written yet"
         raise TrainingError(
