@@ -29,6 +29,7 @@ from tada_core.data.archives import MAX_ZIP_BYTES
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 INFERENCE_THREADS = 1
+SESSION_CAPACITY = 64  # Gradio sessions whose state is kept (see launch)
 THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="rose", neutral_hue="slate")
 HEADER = (
     "# TADA Studio\n"
@@ -130,6 +131,7 @@ def launch(
     port: int | None = None,
     prevent_thread_lock: bool = False,
     quiet: bool = False,
+    session_capacity: int = SESSION_CAPACITY,
 ):
     """Serve ``demo`` offline (no analytics, no share link, no SSR) with the app's theme and CSS.
 
@@ -152,6 +154,7 @@ def launch(
         css=CSS,
         allowed_paths=[str(EXAMPLES_DIR)],
         max_file_size=MAX_ZIP_BYTES,
+        state_session_capacity=session_capacity,
         show_error=False,
         footer_links=["api", "settings"],
     )

@@ -91,7 +91,7 @@ def start_server(
     """``python -m tada_core app`` importing the code of ``app_root`` (not whatever is installed),
     pinned to ``cpus`` when given."""
     command = [sys.executable, "-m", "tada_core", "app", "--host", "127.0.0.1", "--port", str(port), *flags]
-    command += ["--runs-dir", str(folder / "runs"), "--data-root", str(folder / "data")]
+    command += ["--data-dir", str(folder / "appdata"), "--data-root", str(folder / "data")]
     path = os.pathsep.join(filter(None, [str(app_root), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": path}
     pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
@@ -197,26 +197,79 @@ def concurrent_phase(
     return {**result, "latencies_s": sorted(round(x, 3) for x in done)}
 
 
-def sequential_phase(client, checkpoints, pid: int, images: dict, n: int, deadline: float) -> dict:
+def sequential_phase(
+    client, checkpoints, pid: int, images: dict, n: int, deadline: float, fresh=None, warmup: int = 50
+) -> dict:
+    """``n`` requests one after another, from ``client`` or, with ``fresh`` (a function making a
+    client), each from a new visitor (a new session, as a new browser tab is); the server's RSS is
+    sampled every ``SAMPLE_EVERY`` requests (every ``n // 50`` for long runs) and at ``warmup``."""
     latencies, errors, samples = [], [], [{"request": 0, "rss_mib": round(rss_mib(pid), 1)}]
+    every = max(SAMPLE_EVERY, n // 50)
     for i in range(1, n + 1):
         try:
-            latencies.append(attention(client, checkpoints, images, timeout=max(1.0, deadline - time.time())))
+            visitor = fresh() if fresh is not None else client
+            latencies.append(attention(visitor, checkpoints, images, timeout=max(1.0, deadline - time.time())))
         except Exception as err:  # counted and reported
             errors.append(f"request {i}: {type(err).__name__}: {err}")
-        if i % SAMPLE_EVERY == 0 or i == 50:
+        if i % every == 0 or i in (warmup, n):
             samples.append({"request": i, "rss_mib": round(rss_mib(pid), 1)})
         if time.time() > deadline:
             raise TimeoutError(f"time budget spent after {i} sequential requests")
     at = {s["request"]: s["rss_mib"] for s in samples}
     return {
         "requests": n,
+        "new_visitor_each_request": fresh is not None,
         "succeeded": len(latencies),
         "errors": errors,
         **(stats(latencies) if latencies else {}),
         "rss_samples": samples,
         "peak_rss_mib": max(at.values()),
-        "rss_growth_50_to_last_mib": round(at[n] - at[50], 1) if n >= 50 else None,
+        "warmup_requests": warmup,
+        "rss_growth_after_warmup_mib": round(at[n] - at[warmup], 1) if n >= warmup else None,
+    }
+
+
+def hostile_phase(url: str, checkpoints, images: dict, n: int, folder: Path, deadline: float) -> dict:
+    """``n`` visitors with hostile uploads among ``n`` normal ones, all at once (light HTTP clients):
+    how many normal requests were served and how many hostile ones got a clear error."""
+    makers = {
+        "renamed-zip.png": b"PK\x03\x04" + bytes(range(256)) * 8,
+        "empty.png": b"",
+        "text.jpg": b"this is not an image\n" * 50,
+        "cut.png": Path(images["source"]).read_bytes()[:60],
+    }
+    paths = []
+    for name, data in makers.items():
+        (folder / name).write_bytes(data)
+        paths.append(str(folder / name))
+    outcome: list[str | None] = [None] * (2 * n)
+
+    def one(i: int) -> None:
+        client = HttpAttentionClient(url, download=False)
+        source = images["source"] if i % 2 == 0 else paths[(i // 2) % len(paths)]
+        try:
+            attention(
+                client, checkpoints, {"source": source, "target": images["target"]}, max(1.0, deadline - time.time())
+            )
+            outcome[i] = "served"
+        except RuntimeError as err:
+            text = str(err)
+            outcome[i] = "clear error" if "source image" in text and "Traceback" not in text else f"other: {text[:200]}"
+        except Exception as err:  # counted and reported
+            outcome[i] = f"other: {type(err).__name__}: {err}"
+
+    threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(2 * n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.time()))
+    normal, hostile = outcome[0::2], outcome[1::2]
+    return {
+        "normal": n,
+        "normal_served": normal.count("served"),
+        "hostile": n,
+        "hostile_clear_error": hostile.count("clear error"),
+        "other": [o for o in outcome if o not in ("served", "clear error")][:10],
     }
 
 
@@ -228,7 +281,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare", default=None, help="second checkpoint ('(none)' for one); default: the app's")
     parser.add_argument("--no-downloads", action="store_true", help="do not download the result images")
     parser.add_argument("--concurrent", type=int, default=20)
+    parser.add_argument(
+        "--curve",
+        default=None,
+        help="comma-separated numbers of concurrent visitors, e.g. 1,5,10,20,50 (each its own phase)",
+    )
     parser.add_argument("--sequential", type=int, default=200)
+    parser.add_argument(
+        "--new-visitors", action="store_true", help="every sequential request from a new visitor (a new session)"
+    )
+    parser.add_argument("--warmup", type=int, default=50, help="RSS growth is measured from this sequential request")
+    parser.add_argument("--hostile", type=int, default=0, help="then N hostile uploads among N normal visitors at once")
     parser.add_argument("--timeout", type=float, default=900.0, help="time budget for the whole run, seconds")
     parser.add_argument(
         "--server-cpus",
@@ -271,12 +334,23 @@ def main(argv: list[str] | None = None) -> int:
             attention(client, checkpoints, images, timeout=max(1.0, deadline - time.time()))  # warm-up: loads them
             rss_idle = rss_mib(server.pid)
             cpu_start = cpu_seconds(server.pid)
-            concurrent = concurrent_phase(url, checkpoints, images, args.concurrent, deadline, downloads, args.client)
+            levels = [int(x) for x in args.curve.split(",")] if args.curve else [args.concurrent]
+            curve = []
+            for level in levels:
+                phase = concurrent_phase(url, checkpoints, images, level, deadline, downloads, args.client)
+                curve.append({"visitors": level, **{k: v for k, v in phase.items() if k != "latencies_s"}})
+                if level == args.concurrent or len(levels) == 1:
+                    concurrent = phase
+            concurrent = concurrent if args.concurrent in levels else phase
             if args.client == "http":
                 client = new_client(url, downloads, "http")
+            fresh = (lambda: new_client(url, downloads, args.client)) if args.new_visitors else None
             cpu_concurrent, client_cpu = cpu_seconds(server.pid), time.process_time()
-            sequential = sequential_phase(client, checkpoints, server.pid, images, args.sequential, deadline)
+            sequential = sequential_phase(
+                client, checkpoints, server.pid, images, args.sequential, deadline, fresh, args.warmup
+            )
             cpu_sequential, client_cpu = cpu_seconds(server.pid), time.process_time() - client_cpu
+            hostile = hostile_phase(url, checkpoints, images, args.hostile, folder, deadline) if args.hostile else None
             server_cpu_ms = {
                 "concurrent_per_request": round(
                     1000 * (cpu_concurrent - cpu_start) / max(1, concurrent["succeeded"]), 1
@@ -321,8 +395,10 @@ def main(argv: list[str] | None = None) -> int:
         "rss_after_warmup_mib": round(rss_idle, 1),
         "server_log_cut_off_responses": server_log.count("Too little data for declared Content-Length"),
         "server_cpu_ms": server_cpu_ms,
+        "curve": curve,
         "concurrent": concurrent,
         "sequential": sequential,
+        "hostile": hostile,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     out = Path(args.out)
@@ -339,10 +415,22 @@ def main(argv: list[str] | None = None) -> int:
             f"{c['requests']} concurrent: {c['succeeded']} ok · p50 {c['p50_s']} s · p95 {c['p95_s']} s · "
             f"max {c['max_s']} s · {c['throughput_req_per_s']} requests/s"
         )
+    for row in curve:
+        if "p50_s" in row:
+            print(
+                f"  {row['visitors']:>3} at once: {row['succeeded']} ok · p50 {row['p50_s']} s · p95 {row['p95_s']} s"
+            )
     if "p50_s" in s:
+        who = "new visitors" if s["new_visitor_each_request"] else "one visitor"
         print(
-            f"{s['requests']} sequential: {s['succeeded']} ok · p50 {s['p50_s']} s · p95 {s['p95_s']} s · "
-            f"peak RSS {s['peak_rss_mib']} MiB · growth request 50→{s['requests']}: {s['rss_growth_50_to_last_mib']} MiB"
+            f"{s['requests']} sequential ({who}): {s['succeeded']} ok · p50 {s['p50_s']} s · p95 {s['p95_s']} s · "
+            f"peak RSS {s['peak_rss_mib']} MiB · growth request {s['warmup_requests']}→{s['requests']}: "
+            f"{s['rss_growth_after_warmup_mib']} MiB"
+        )
+    if hostile:
+        print(
+            f"hostile: {hostile['normal_served']}/{hostile['normal']} normal served, "
+            f"{hostile['hostile_clear_error']}/{hostile['hostile']} hostile refused clearly; other: {hostile['other']}"
         )
     print(
         f"server CPU per request: {server_cpu_ms['concurrent_per_request']} ms (concurrent), "
@@ -350,7 +438,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{server_cpu_ms['client_sequential_per_request']} ms (sequential)"
     )
     print(f"cut-off responses in the server log: {report['server_log_cut_off_responses']}; wrote {args.out}")
-    errors = c["errors"] + s["errors"]
+    errors = [e for row in curve for e in row["errors"]] + s["errors"]
+    if hostile and (
+        hostile["normal_served"] < hostile["normal"] or hostile["hostile_clear_error"] < hostile["hostile"]
+    ):
+        errors.append(f"hostile phase: {hostile}")
     if errors:
         print("errors:\n  " + "\n  ".join(errors[:20]), file=sys.stderr)
     return 0 if not errors and c["succeeded"] == c["requests"] and s["succeeded"] == s["requests"] else 1

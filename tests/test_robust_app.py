@@ -217,15 +217,29 @@ def test_bad_options_are_refused(server, options, message):
     works(server.client)
 
 
-def test_twenty_concurrent_requests_all_succeed_with_the_same_answer(server):
+def test_concurrent_normal_and_hostile_requests_each_get_their_answer(server, tmp_path):
+    """Ten visitors with good images and ten with hostile uploads at the same time: every normal
+    request gets the right result, every hostile one its clear error."""
     images = example_images()
     _, _, expected = attention(server.client, "tada_tiny", images["source"][:1], images["target"][:1])
+    hostile = {
+        "archive.png": lambda p: p.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 8),
+        "empty.png": lambda p: p.write_bytes(b""),
+        "cut.jpg": lambda p: p.write_bytes(_truncated_jpeg()),
+        "claims-30000.png": lambda p: p.write_bytes(_png_claiming(30_000, 30_000)),
+        "wide.png": _one_bit_png,
+    }
+    bad = []
+    for name, make in hostile.items():
+        make(tmp_path / name)
+        bad.append(tmp_path / name)
     results: list = [None] * 20
 
     def one(i: int) -> None:
         try:
             client = Client(server.url, verbose=False, analytics_enabled=False, download_files=False)
-            results[i] = attention(client, "tada_tiny", images["source"][:1], images["target"][:1])[2]
+            sources = images["source"][:1] if i % 2 == 0 else [bad[(i // 2) % len(bad)]]
+            results[i] = attention(client, "tada_tiny", sources, images["target"][:1])[2]
         except Exception as err:  # reported below, with the others
             results[i] = err
 
@@ -234,9 +248,10 @@ def test_twenty_concurrent_requests_all_succeed_with_the_same_answer(server):
         thread.start()
     for thread in threads:
         thread.join(120)
-    failures = [r for r in results if not isinstance(r, dict)]
-    assert not failures, failures
-    assert all(r["results"] == expected["results"] for r in results)
+    normal, refused = results[0::2], results[1::2]
+    assert all(isinstance(r, dict) and r["results"] == expected["results"] for r in normal), normal
+    assert all(isinstance(r, AppError) and "source image" in str(r) for r in refused), refused
+    works(server.client)
 
 
 # --- checkpoints ----------------------------------------------------------------------------------
