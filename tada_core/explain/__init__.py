@@ -7,8 +7,10 @@
     features.py      pooled features of a domain, t-SNE, proxy A-distance, mean attention of a domain
     domain_stats.py  each domain normalised with its own BatchNorm statistics (as in training)
     familiarity.py   "is this upload far from everything the model was trained on?"
+    geometry.py      from the model's square input back to the user's image (resize and crop undone)
     viz.py           overlays, attention and gap figures, PNG encoding (pure: arrays in, images out)
     viz_tsne.py      the t-SNE panels (coloured by domain and by class)
+    card.py          a checkpoint's model card (markdown)
 
 May import: ``errors``, ``config``, ``data``, ``model``, ``checkpoint``, ``training``. Never ``bench``,
 ``cli`` or the app.

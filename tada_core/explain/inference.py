@@ -24,6 +24,7 @@ from tada_core.checkpoint import CheckpointInfo
 from tada_core.data import build_transform, load_image
 from tada_core.data.images import to_rgb
 from tada_core.explain.gap import RegionProbes
+from tada_core.explain.geometry import InputGeometry, fits, input_geometry
 from tada_core.explain.result import AttentionResult
 from tada_core.model import TADAModel
 from tada_core.model.inputs import image_size_for, norm_for
@@ -68,6 +69,13 @@ def preprocess(
     return batch, list(pixels.permute(0, 2, 3, 1).numpy())
 
 
+def _original(image: Image.Image, image_size: int) -> tuple[np.ndarray, InputGeometry]:
+    """The user's image (at most 1024 px on its long side) and where the model's input lies in it."""
+    width, height = fits(*image.size)
+    kept = image if (width, height) == image.size else image.resize((width, height), Image.Resampling.LANCZOS)
+    return np.asarray(kept), input_geometry(*image.size, image_size).scaled(width, height)
+
+
 @torch.no_grad()
 def _forward(
     model: TADAModel, batch: torch.Tensor, probes: RegionProbes | None
@@ -106,15 +114,18 @@ def predict_attention(
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     names = info.class_names
+    size, _ = input_spec(info)
     k = max(1, min(top_k, len(names)))
     was_training = model.training
     model.eval()
     results: list[AttentionResult] = []
     try:
         for start in range(0, len(images), batch_size):
-            batch, displays = preprocess(images[start : start + batch_size], info)
+            pils = [_as_pil(image) for image in images[start : start + batch_size]]
+            batch, displays = preprocess(pils, info)
             out = _forward(model, batch, probes)
             for i, display in enumerate(displays):
+                original, geometry = _original(pils[i], size)
                 probs = out["probs"][i].numpy()
                 order = np.argsort(-probs, kind="stable")[:k]
                 results.append(
@@ -127,6 +138,8 @@ def predict_attention(
                         global_attention=float(out["m"][i]) if out["m"] is not None else None,
                         domain_prob=float(out["domain_prob"][i]) if out["domain_prob"] is not None else None,
                         gap=out["gap"][i] if out["gap"] is not None else None,
+                        original=original,
+                        geometry=geometry,
                     )
                 )
     finally:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tada_core.explain.geometry import InputGeometry
 from tada_core.explain.views import VIEWS, check_view
 
 
@@ -28,6 +29,9 @@ class AttentionResult:
         domain_prob: σ(global domain logit) = P(source); None for ``source_only``.
         gap: (h, w) float32 domain-gap view, the region probes' P(target) ∈ [0, 1]
             (:mod:`tada_core.explain.gap`); None unless probes were given.
+        original: (H, W, 3) uint8 RGB, the image as the user gave it (upright, at most 1024 px on
+            its long side); None when only the model's input is known.
+        geometry: where the model's input lies in ``original`` (:mod:`tada_core.explain.geometry`).
     """
 
     image: np.ndarray
@@ -38,6 +42,8 @@ class AttentionResult:
     global_attention: float | None
     domain_prob: float | None
     gap: np.ndarray | None = None
+    original: np.ndarray | None = None
+    geometry: InputGeometry | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready summary (no image pixels); ``views`` holds the grid of each per-region view."""

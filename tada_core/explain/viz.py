@@ -27,6 +27,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from PIL import Image
 
+from tada_core.explain.geometry import display_image, display_size, map_on_display
 from tada_core.explain.result import view_grid
 from tada_core.explain.views import SCALE_NAMES, VIEWS, check_view, range_text
 from tada_core.explain.viz_tsne import (
@@ -54,6 +55,8 @@ __all__ = [
     "figure_to_png",
     "gap_maps_figure",
     "overlay_attention",
+    "overlay_values",
+    "overlay_view",
     "tsne_comparison_figure",
     "tsne_figure",
     "tsne_panels_figure",
@@ -175,20 +178,60 @@ def overlay_view(
     *,
     view: str = "attention",
     value_range: tuple[float, float] | None = None,
-    side: int = DISPLAY_SIDE,
+    side: int | None = None,
     cmap: str = "jet",
     alpha: float = 0.5,
     mode: str = "smooth",
 ) -> np.ndarray:
     """The overlay of ``view`` on ``result``'s image, uint8 (H, W, 3) RGB, with ``value_range``
-    (default the view's full range) at the ends of the colormap; the enlarged image alone when the
-    view has no grid for this result."""
-    image = enlarge(result.image, side)
+    (default the view's full range) at the ends of the colormap; the image alone when the view has
+    no grid for this result.
+
+    Drawn on the user's own image at its aspect ratio (:func:`tada_core.explain.geometry.display_size`:
+    up to 1024 px on the long side, small images enlarged), the map placed through the model's
+    resize and crop; the border the model never saw is dimmed. ``side`` draws on the model's square
+    input instead, enlarged to ``side`` (the Train tab's probes).
+    """
+    if side is not None or result.original is None or result.geometry is None:
+        image = enlarge(result.image, side or DISPLAY_SIDE)
+        grid = view_grid(result, view)
+        if grid is None:
+            return image
+        lo, hi = value_range or VIEWS[view].fixed_range
+        return overlay_attention(image, grid, cmap=cmap, alpha=alpha, mode=mode, vmin=lo, vmax=hi)
+    height, width = result.original.shape[:2]
+    shown_w, shown_h = display_size(width, height)
+    image = display_image(result.original, shown_w, shown_h)
     grid = view_grid(result, view)
     if grid is None:
         return image
     lo, hi = value_range or VIEWS[view].fixed_range
-    return overlay_attention(image, grid, cmap=cmap, alpha=alpha, mode=mode, vmin=lo, vmax=hi)
+    values = map_on_display(grid, result.geometry, shown_w, shown_h, mode)
+    return overlay_values(image, values, cmap=cmap, alpha=alpha, vmin=lo, vmax=hi)
+
+
+def overlay_values(
+    image: np.ndarray,
+    values: np.ndarray,
+    *,
+    cmap: str = "jet",
+    alpha: float = 0.5,
+    vmin: float = 0.0,
+    vmax: float = 1.0,
+) -> np.ndarray:
+    """Blend per-pixel ``values`` (H, W) over ``image`` (H, W, 3) uint8 RGB, ``[vmin, vmax]`` at the ends
+    of ``cmap``; pixels whose value is NaN (outside what the model saw) are dimmed to 60 %, not tinted."""
+    if values.shape != image.shape[:2]:
+        raise ValueError(f"values {values.shape} must match the image {image.shape[:2]}")
+    if vmax <= vmin:
+        raise ValueError(f"vmax ({vmax}) must be larger than vmin ({vmin})")
+    table = colormap_table(cmap)
+    known = np.isfinite(values)
+    scaled = np.clip((np.nan_to_num(values, nan=vmin) - vmin) / (vmax - vmin), 0.0, 1.0) * len(table)
+    index = np.minimum(scaled.astype(np.intp), len(table) - 1)
+    tinted = (1.0 - alpha) * image.astype(np.float64) + (alpha * 255.0 * table)[index]
+    blended = np.where(known[..., None], tinted, 0.6 * image.astype(np.float64))
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
 
 
 def _write_cells(ax, grid: np.ndarray, cmap: str, lo: float, hi: float) -> None:
@@ -260,7 +303,7 @@ def attention_figure(
             _note(ax, why)
     else:
         lo, hi = value_range or spec.fixed_range
-        overlay = overlay_attention(enlarge(result.image), grid, cmap=cmap, alpha=alpha, mode=mode, vmin=lo, vmax=hi)
+        overlay = overlay_view(result, view=view, value_range=(lo, hi), cmap=cmap, alpha=alpha, mode=mode)
         axes[1].imshow(overlay)
         axes[1].set_title(f"{view} overlay ({mode}, alpha {alpha:g})", fontsize=10)
         axes[1].set_axis_off()
