@@ -32,9 +32,10 @@ ENV PYTHONUNBUFFERED=1 \
     GRADIO_SERVER_NAME=0.0.0.0 \
     GRADIO_SERVER_PORT=7860 \
     GRADIO_SSR_MODE=false \
-    GRADIO_ANALYTICS_ENABLED=False
+    GRADIO_ANALYTICS_ENABLED=False \
+    TADA_DATA_DIR=${HOME}/data
 RUN useradd --create-home --home-dir "$HOME" --uid 1000 --user-group --shell /bin/bash tada \
-    && mkdir -p "$HOME/app" "$PIP_CACHE_DIR" "$HF_HOME" "$TORCH_HOME" "$MPLCONFIGDIR" "$GRADIO_TEMP_DIR" \
+    && mkdir -p "$HOME/app" "$TADA_DATA_DIR" "$PIP_CACHE_DIR" "$HF_HOME" "$TORCH_HOME" "$MPLCONFIGDIR" "$GRADIO_TEMP_DIR" \
     && chown -R tada:tada "$HOME"
 
 WORKDIR /home/tada/app
@@ -84,6 +85,9 @@ USER tada
 RUN tada --help > /dev/null && python -c "import matplotlib.font_manager" \
     && python -c "from tada_core.model.lite0 import load_lite0_imagenet; load_lite0_imagenet(0)"
 EXPOSE 7860
+# Everything the server keeps (visitors' runs, uploaded checkpoints and data, the key of their
+# browser tokens): mount a volume here so that a restart or a new container loses nothing.
+VOLUME ["/home/tada/data"]
 HEALTHCHECK --interval=30s --timeout=10s --start-period=120s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:7860/', timeout=8).status == 200 else 1)"]
 # The app with its default (shipped) checkpoint; pass `--checkpoint PATH` to serve another one.
