@@ -100,6 +100,37 @@ def save_checkpoint(
     return Path(path)
 
 
+def add_to_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], extra: dict[str, Any] | None = None) -> Path:
+    """Rewrite ``path`` (atomically) with ``tensors`` added or replaced and ``extra`` merged into its
+    metadata's ``extra``; every other tensor and field is kept as it was."""
+    info, stored = read_checkpoint(path)
+    info.extra = {**info.extra, **(extra or {})}
+    merged = {**stored, **{k: v.detach().cpu().contiguous() for k, v in tensors.items()}}
+    metadata = {METADATA_KEY: info.to_json()}
+    atomic_write(path, lambda tmp: save_file(merged, tmp, metadata=metadata))
+    return Path(path)
+
+
+def read_info(path: str | Path) -> CheckpointInfo:
+    """Only the metadata of a checkpoint (no tensor is read)."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{path.name} is not a valid .safetensors checkpoint ({err})") from None
+    return _parse_metadata(metadata, path.name)
+
+
+def read_tensors(path: str | Path, prefix: str) -> dict[str, torch.Tensor]:
+    """Only the tensors of ``path`` whose names start with ``prefix`` (the rest is not read)."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return {key: handle.get_tensor(key) for key in handle.keys() if key.startswith(prefix)}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{Path(path).name} is not a valid .safetensors checkpoint ({err})") from None
+
+
 def read_checkpoint(path: str | Path) -> tuple[CheckpointInfo, dict[str, torch.Tensor]]:
     """Read metadata and all tensors from ``path`` without building a model."""
     path = Path(path)

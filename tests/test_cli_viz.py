@@ -57,12 +57,14 @@ def test_attention_writes_png_and_json_per_image(files, tmp_path, capsys):
         with Image.open(tmp_path / f"{stem}_attention.png") as png:
             assert png.format == "PNG" and png.size[0] > 500
         record = json.loads((tmp_path / f"{stem}_attention.json").read_text())
-        grid = np.array(record["grid"])
+        views = {name: np.array(g) for name, g in record["views"].items()}
+        grid = views["attention"]
         assert grid.shape == (7, 7) and 0 <= grid.min() and grid.max() <= 1
+        assert record["grid_view"] == "transferability" and record["grid_reads"] == "low"
+        np.testing.assert_allclose(record["grid"], views["transferability"])
         assert record["predicted"] in CLASSES and len(record["top_k"]) == 3
         assert 1 <= record["global_attention"] <= 2 and 0 <= record["domain_prob"] <= 1
         assert record["checkpoint"] == str(files["ckpt"]) and record["style"]["mode"] == "blocky"
-        views = {name: np.array(g) for name, g in record["views"].items()}
         np.testing.assert_allclose(views["transferability"], 1.0 - grid, atol=1e-5)
         assert views["gap"].shape == (7, 7) and 0 <= views["gap"].min() and views["gap"].max() <= 1
         assert record["value_range"] == pytest.approx([views["transferability"].min(), views["transferability"].max()])

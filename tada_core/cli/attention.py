@@ -1,10 +1,15 @@
-"""``tada attention``: per-region attention overlays for images, or the attention over a domain.
+"""``tada attention``: per-region views of images, or the attention over a domain.
 
 With ``--image``: for each image one figure ``<stem>_attention.png`` (image | overlay of the chosen
-view | grid with values) and one ``<stem>_attention.json`` (the grids of all three views,
-prediction, top-k, m, P(source), the pair's domain-gap map), from one batched forward pass. All
-figures of a call share one colour scale fitted to their values unless ``--scale`` says otherwise. With ``--domain``: ``<domain>_domain_attention.png`` / ``.json``, the mean
-local attention map and the histogram of the global attention m over the domain.
+view | grid with values), the overlay alone drawn on the image at its own aspect ratio
+``<stem>_overlay.png``, and ``<stem>_attention.json``: ``grid`` = the chosen view (by default the
+one the image opens on: shift when the checkpoint has or can fit its localiser, else gap, else
+attention), ``grid_reads`` = ``high`` or ``low`` (the end that marks where the image differs from
+the source), ``views`` = every view's grid, ``view_notes`` = why a view is missing; prediction,
+top-k, m, P(source), the pair's domain-gap map. All figures of a call share one colour scale
+fitted to their values unless ``--scale`` says otherwise. With ``--domain``:
+``<domain>_domain_attention.png`` / ``.json``, the mean local attention map and the histogram of
+the global attention m over the domain.
 """
 
 from __future__ import annotations
@@ -23,8 +28,16 @@ from tada_core.explain.features import domain_attention_stats
 from tada_core.explain.gap import GapError, checkpoint_gap
 from tada_core.explain.inference import predict_attention
 from tada_core.explain.result import view_grid
-from tada_core.explain.views import SCALES, VIEWS, check_view, value_ranges
-from tada_core.explain.viz import MODES, attention_figure, domain_attention_figure, figure_to_png
+from tada_core.explain.shift import ShiftError, checkpoint_localiser
+from tada_core.explain.views import DEFAULT_ORDER, SCALES, VIEWS, check_view, value_ranges
+from tada_core.explain.viz import (
+    MODES,
+    attention_figure,
+    domain_attention_figure,
+    figure_to_png,
+    overlay_view,
+    png_bytes,
+)
 from tada_core.model.inputs import image_size_for, norm_for
 
 
@@ -43,9 +56,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--view",
         choices=list(VIEWS),
-        default="attention",
-        help="attention w = 1 - H2(d^k) (default); transferability H2(d^k) = 1 - w; gap: probes' P(target) per "
-        "region (needs the checkpoint's domains)",
+        default=None,
+        help="shift: where the target differs (a shared scorer fitted after training; stored by tada train, "
+        "else fitted once from the checkpoint's domains); gap: probes' P(target) per region (needs the "
+        "checkpoint's domains); attention w = 1 - H2(d^k); transferability H2(d^k) = 1 - w. Default: shift when "
+        "available, else gap, else attention",
     )
     parser.add_argument(
         "--scale",
@@ -91,8 +106,14 @@ def run(args: argparse.Namespace) -> int:
         return _run_domain(args, model, info)
     images = [load_image(path) for path in args.image]  # a bad path fails here, before any output
     probes, gap_note = _probes(args)
+    localiser, shift_note = _localiser(args)
     args.out.mkdir(parents=True, exist_ok=True)
-    results = predict_attention(model, info, images, top_k=args.top_k, batch_size=args.batch_size, probes=probes)
+    results = predict_attention(
+        model, info, images, top_k=args.top_k, batch_size=args.batch_size, probes=probes, localiser=localiser
+    )
+    if args.view is None:  # the first view every image of the call has
+        args.view = next((v for v in DEFAULT_ORDER if all(view_grid(r, v) is not None for r in results)), "attention")
+        style["view"] = args.view
     spec = check_view(args.view, args.scale)
     ranges = value_ranges([view_grid(r, args.view) for r in results], args.scale, spec.fixed_range)
     records = []
@@ -101,16 +122,21 @@ def run(args: argparse.Namespace) -> int:
         title = f"{path.name} — {info.variant} ({args.checkpoint.name}): {spec.label}"
         fig = attention_figure(result, value_range=value_range, title=title, **style)
         _write(png, figure_to_png(fig))
+        overlay = args.out / f"{stem}_overlay.png"
+        view_style = {k: style[k] for k in ("cmap", "alpha", "mode")}
+        _write(overlay, png_bytes(overlay_view(result, view=args.view, value_range=value_range, **view_style)))
         record = {
             "image": str(path),
             "checkpoint": str(args.checkpoint),
             "variant": info.variant,
-            **result.to_dict(),
+            **result.to_dict(grid_view=args.view),
             "pair_gap": {"source": info.source, "target": info.target, **probes.to_dict()} if probes else None,
             "gap_note": gap_note,
+            "view_notes": {"gap": gap_note, "shift": shift_note},
             "style": style,
             "value_range": list(value_range) if value_range else None,
             "png": str(png),
+            "overlay_png": str(overlay),
         }
         _write(js, json.dumps(record, indent=1))
         records.append({**record, "json": str(js)})
@@ -137,6 +163,16 @@ def _probes(args: argparse.Namespace):
         return checkpoint_gap(args.checkpoint, data_root=args.data_root), None
     except GapError as err:
         if args.view == "gap":
+            raise
+        return None, str(err)
+
+
+def _localiser(args: argparse.Namespace):
+    """The checkpoint's shift localiser and None, or None and why not (an error when the view needs it)."""
+    try:
+        return checkpoint_localiser(args.checkpoint, data_root=args.data_root), None
+    except ShiftError as err:
+        if args.view == "shift":
             raise
         return None, str(err)
 

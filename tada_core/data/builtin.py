@@ -4,7 +4,8 @@ Digit domains all have the classes ``"0"`` … ``"9"``, so any two of them can b
 are 3-channel RGB (grey digits are replicated), resized to the requested size. For sizes up to
 64 the whole domain is precomputed once per (name, seed, size, norm) and cached in-process.
 The photo pair ``photos`` / ``photos-sketch`` (:mod:`tada_core.data.photos`) has four classes
-(cat, coffee, motorcycle, person) of 256×256 colour crops.
+(cat, coffee, motorcycle, person) of 256×256 colour crops; so have the localised-shift pairs
+``shift-<kind>[-control]-source`` / ``-target`` (:mod:`tada_core.data.shift_pairs`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from tada_core.data import torchvision_sets
 from tada_core.data.datasets import ArrayImages, TensorImages
 from tada_core.data.digits import DIGIT_CLASSES, Arrays, mnist_arrays, mnistm_arrays, optdigits_arrays
 from tada_core.data.photos import PER_CLASS, PHOTO_CLASSES, photo_arrays
+from tada_core.data.shift_pairs import SOURCE_TRAIN, builtin_shift_arrays, builtin_shift_names
 from tada_core.data.transforms import Norm, arrays_to_tensor, as_norm, build_transform, is_deterministic
 
 _SHIPPED: dict[str, tuple[int, str, str, Callable[[int], Arrays]]] = {
@@ -49,7 +51,7 @@ _PHOTOS: dict[str, str] = {
 
 def builtin_names() -> list[str]:
     """All built-in domain names, offline ones first."""
-    return [*_SHIPPED, *_PHOTOS, *torchvision_sets.TORCHVISION_SETS]
+    return [*_SHIPPED, *_PHOTOS, *builtin_shift_names(), *torchvision_sets.TORCHVISION_SETS]
 
 
 def list_builtin_domains(data_root: str | None = None) -> list[dict]:
@@ -78,6 +80,16 @@ def list_builtin_domains(data_root: str | None = None) -> list[dict]:
             "available": all(importlib.util.find_spec(p) is not None for p in ("skimage", "matplotlib", "cv2")),
         }
         for name, description in _PHOTOS.items()
+    ]
+    rows += [
+        {
+            "name": name,
+            "size": SOURCE_TRAIN,
+            "num_classes": len(PHOTO_CLASSES),
+            "description": description,
+            "available": all(importlib.util.find_spec(p) is not None for p in ("skimage", "matplotlib", "cv2")),
+        }
+        for name, description in builtin_shift_names().items()
     ]
     for name, tv in torchvision_sets.TORCHVISION_SETS.items():
         description = f"{tv.description}; optional: 'tada data download {name}'"
@@ -114,6 +126,9 @@ def load_builtin(
     norm = as_norm(norm)
     if name in _PHOTOS:
         images, labels = photo_arrays(name, PER_CLASS, seed)
+        return list(PHOTO_CLASSES), ArrayImages(images, labels, build_transform(image_size, norm, train))
+    if name in builtin_shift_names():
+        images, labels, _ = builtin_shift_arrays(name, seed)
         return list(PHOTO_CLASSES), ArrayImages(images, labels, build_transform(image_size, norm, train))
     if name in _SHIPPED:
         seed = seed if name == "mnistm" else 0  # only mnistm is synthetic; keeps the cache to one entry

@@ -26,8 +26,10 @@ from tada_core.data.images import to_rgb
 from tada_core.explain.gap import RegionProbes
 from tada_core.explain.geometry import InputGeometry, fits, input_geometry
 from tada_core.explain.result import AttentionResult
+from tada_core.explain.shift import CheckpointLocaliser
 from tada_core.model import TADAModel
 from tada_core.model.inputs import image_size_for, norm_for
+from tada_core.model.localiser import tap_features
 
 ImageInput = Image.Image | str | os.PathLike | bytes
 
@@ -78,17 +80,32 @@ def _original(image: Image.Image, image_size: int) -> tuple[np.ndarray, InputGeo
 
 @torch.no_grad()
 def _forward(
-    model: TADAModel, batch: torch.Tensor, probes: RegionProbes | None
+    model: TADAModel, batch: torch.Tensor, probes: RegionProbes | None, localiser: CheckpointLocaliser | None
 ) -> dict[str, torch.Tensor | np.ndarray | None]:
+    """One forward pass; the backbone's map (for the probes) and, for a localiser reading the input
+    at 1×, its tap map are captured by hooks on the way. A tap on the upsampled input is one more
+    forward of the backbone's first stages."""
     device = next(model.parameters()).device
-    captured: list[torch.Tensor] = []
-    hook = model.backbone.register_forward_hook(lambda module, args, output: captured.append(output))
+    captured: dict[str, torch.Tensor] = {}
+    hooks = [model.backbone.register_forward_hook(lambda module, args, output: captured.setdefault("f", output))]
+    same_input = localiser is not None and localiser.tap.upsample == 1
+    if same_input:
+        tap = model.backbone.get_submodule(localiser.tap.module)
+        hooks.append(tap.register_forward_hook(lambda module, args, output: captured.setdefault("tap", output)))
     try:
-        out = model(batch.to(device))
+        x = batch.to(device)
+        out = model(x)
+        if localiser is not None and not same_input:
+            captured["tap"] = tap_features(model.backbone, localiser.tap, x)
     finally:
-        hook.remove()
+        for hook in hooks:
+            hook.remove()
+    shift = None
+    if localiser is not None:
+        shift = torch.sigmoid(localiser.localiser(captured["tap"].float().cpu())).numpy()  # (B, h', w')
     return {
-        "gap": probes.p_target(captured[0]) if probes is not None else None,  # (B, h, w)
+        "gap": probes.p_target(captured["f"]) if probes is not None else None,  # (B, h, w)
+        "shift": shift,
         "probs": out.logits.float().softmax(dim=1).cpu(),
         "grid": out.local_attention.float().cpu() if out.local_attention is not None else None,
         "m": out.global_attention.float().cpu() if out.global_attention is not None else None,
@@ -103,13 +120,15 @@ def predict_attention(
     top_k: int = 5,
     batch_size: int = 64,
     probes: RegionProbes | None = None,
+    localiser: CheckpointLocaliser | None = None,
 ) -> list[AttentionResult]:
     """Local attention grid, prediction, global attention m and P(source) for each image.
 
     Runs without gradients in eval mode (the model's mode is restored afterwards), ``batch_size``
     images per forward pass. With ``probes`` (fitted on this model's region features, e.g. by
     :func:`tada_core.explain.gap.checkpoint_gap`) each result also carries the domain-gap grid, from the
-    same forward pass.
+    same forward pass; with ``localiser`` (:func:`tada_core.explain.shift.checkpoint_localiser`) the
+    shift view, from the same pass for digits and one partial pass on the 2× input for photos.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -123,7 +142,7 @@ def predict_attention(
         for start in range(0, len(images), batch_size):
             pils = [_as_pil(image) for image in images[start : start + batch_size]]
             batch, displays = preprocess(pils, info)
-            out = _forward(model, batch, probes)
+            out = _forward(model, batch, probes, localiser)
             for i, display in enumerate(displays):
                 original, geometry = _original(pils[i], size)
                 probs = out["probs"][i].numpy()
@@ -138,6 +157,7 @@ def predict_attention(
                         global_attention=float(out["m"][i]) if out["m"] is not None else None,
                         domain_prob=float(out["domain_prob"][i]) if out["domain_prob"] is not None else None,
                         gap=out["gap"][i] if out["gap"] is not None else None,
+                        shift=out["shift"][i] if out["shift"] is not None else None,
                         original=original,
                         geometry=geometry,
                     )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tada_core.explain.geometry import InputGeometry
-from tada_core.explain.views import VIEWS, check_view
+from tada_core.explain.views import DEFAULT_ORDER, VIEWS, check_view
 
 
 @dataclass
@@ -32,6 +32,9 @@ class AttentionResult:
         original: (H, W, 3) uint8 RGB, the image as the user gave it (upright, at most 1024 px on
             its long side); None when only the model's input is known.
         geometry: where the model's input lies in ``original`` (:mod:`tada_core.explain.geometry`).
+        shift: (h', w') float32 shift view σ(z) ∈ [0, 1] of the shift localiser
+            (:mod:`tada_core.explain.shift`), a finer grid (56×56 photos, 14×14 digits); None unless a
+            localiser was given.
     """
 
     image: np.ndarray
@@ -44,19 +47,28 @@ class AttentionResult:
     gap: np.ndarray | None = None
     original: np.ndarray | None = None
     geometry: InputGeometry | None = None
+    shift: np.ndarray | None = None
 
-    def to_dict(self) -> dict:
-        """JSON-ready summary (no image pixels); ``views`` holds the grid of each per-region view."""
+    def to_dict(self, grid_view: str = "attention") -> dict:
+        """JSON-ready summary (no image pixels); ``views`` holds the grid of each view.
+
+        ``grid`` is the grid of ``grid_view`` (``tada attention`` passes :func:`default_view`) and
+        ``grid_reads`` the end of it that marks where the image differs from the source.
+        """
         grids = {view: view_grid(self, view) for view in VIEWS}
+        main = grids[check_view(grid_view).name]
         return {
             "predicted": self.predicted,
             "top_k": [{"class": name, "prob": round(p, 6)} for name, p in self.top_k],
             "global_attention": self.global_attention,
             "domain_prob": self.domain_prob,
-            "grid_shape": list(self.grid.shape) if self.grid is not None else None,
-            "grid": np.round(self.grid, 6).tolist() if self.grid is not None else None,
-            "grid_mean": float(self.grid.mean()) if self.grid is not None else None,
+            "grid_view": grid_view,
+            "grid_reads": VIEWS[grid_view].reads,
+            "grid_shape": list(main.shape) if main is not None else None,
+            "grid": np.round(main, 6).tolist() if main is not None else None,
+            "grid_mean": float(main.mean()) if main is not None else None,
             "views": {view: np.round(g, 6).tolist() if g is not None else None for view, g in grids.items()},
+            "view_shapes": {view: list(g.shape) if g is not None else None for view, g in grids.items()},
         }
 
 
@@ -65,6 +77,13 @@ def view_grid(result: AttentionResult, view: str) -> np.ndarray | None:
     check_view(view)
     if view == "gap":
         return result.gap
+    if view == "shift":
+        return result.shift
     if result.grid is None:
         return None
     return result.grid if view == "attention" else (1.0 - result.grid).astype(np.float32)
+
+
+def default_view(result: AttentionResult) -> str:
+    """The view an image opens on: the first of shift, gap and attention that it has (attention when none)."""
+    return next((view for view in DEFAULT_ORDER if view_grid(result, view) is not None), "attention")

@@ -8,6 +8,15 @@
   fitted on the frozen region features (:mod:`tada_core.explain.gap`) ∈ [0, 1]; high where this region
   of this image looks like the target domain, even when the training discriminators are fooled.
 
+* ``shift`` — where the target differs: σ(z) ∈ [0, 1] of the shift localiser's logit z, a scorer
+  shared by all positions, fitted after training on the frozen stride-8 features
+  (:mod:`tada_core.model.localiser`); a finer map (56×56 on photos, 14×14 on digits); high where
+  this part of the image has no counterpart anywhere in the source domain.
+
+Which end marks where the image differs from the source (``View.reads``): high for attention,
+gap and shift, low for transferability. :func:`default_view` picks the view an image opens on:
+shift when the checkpoint has it, else gap, else attention.
+
 Scales (how values map to the two ends of a colormap), for all the grids of one request:
 ``shared`` — the min and max over all of them (fitted, comparable across images, the default);
 ``fixed`` — the view's full range; ``image`` — each grid's own min and max.
@@ -23,15 +32,28 @@ import numpy as np
 
 from tada_core.errors import ConfigError
 
+# ROC-AUC of each view against planted artefacts (held-out target images, 7×7 cells), measured by
+# `tada bench localisation` (docs/RESULTS.md, "Localisation"); shown in every view's caption.
+MEASURED: dict[str, str] = {}
+FLAT_SPAN = 0.02  # a map whose values span no more than this is reported as nearly flat
+
 
 @dataclass(frozen=True)
 class View:
-    """What a per-region view shows: its name, the symbol and meaning in a legend, its range."""
+    """What a per-region view shows: its name, the symbol and meaning in a legend, its range, and
+    which end (``high`` or ``low``) marks where the image differs from the source."""
 
     name: str
     label: str
-    meaning: str
+    what: str
     fixed_range: tuple[float, float] = (0.0, 1.0)
+    reads: str = "high"
+
+    @property
+    def meaning(self) -> str:
+        """One sentence saying what the view measures, with its benchmark AUC where measured."""
+        measured = MEASURED.get(self.name)
+        return f"{self.what} ({measured})" if measured else self.what
 
 
 VIEWS: dict[str, View] = {
@@ -44,13 +66,21 @@ VIEWS: dict[str, View] = {
         "transferability",
         "transferability H₂(d̂ᵏ) = 1 − w",
         "1 where the region's discriminator cannot tell the domains apart",
+        reads="low",
     ),
     "gap": View(
         "gap",
         "domain gap: probe P(target)",
         "linear probes fitted after training on the frozen region features; high where the region looks like the target",
     ),
+    "shift": View(
+        "shift",
+        "where the target differs: σ(shift logit)",
+        "where the target differs: a scorer shared by all regions, fitted after training on the frozen features; "
+        "high where nothing like this part occurs in the source",
+    ),
 }
+DEFAULT_ORDER = ("shift", "gap", "attention")
 SCALES = ("shared", "fixed", "image")
 SCALE_NAMES = {
     "shared": "shared scale fitted to all images",
@@ -95,3 +125,14 @@ def range_text(value_range: tuple[float, float]) -> tuple[str, str]:
     span = hi - lo
     decimals = min(6, max(2, math.ceil(-math.log10(span)) + 1)) if span > 0 else 2
     return f"{lo:.{decimals}f}", f"{hi:.{decimals}f}"
+
+
+def flat_note(value_range: tuple[float, float] | None) -> str | None:
+    """A warning when a colour range spans at most :data:`FLAT_SPAN` (the map is nearly flat and its
+    colours are stretched over a tiny range), else None."""
+    if value_range is None:
+        return None
+    span = value_range[1] - value_range[0]
+    if span > FLAT_SPAN:
+        return None
+    return f"nearly flat: the values span only {span:.2g} (≤ {FLAT_SPAN}), so small differences fill the colour range"

@@ -29,7 +29,7 @@ from PIL import Image
 
 from tada_core.explain.geometry import display_image, display_size, map_on_display
 from tada_core.explain.result import view_grid
-from tada_core.explain.views import SCALE_NAMES, VIEWS, check_view, range_text
+from tada_core.explain.views import SCALE_NAMES, VIEWS, check_view, flat_note, range_text
 from tada_core.explain.viz_tsne import (
     SOURCE_COLOR,
     TARGET_COLOR,
@@ -57,6 +57,7 @@ __all__ = [
     "overlay_attention",
     "overlay_values",
     "overlay_view",
+    "png_bytes",
     "tsne_comparison_figure",
     "tsne_figure",
     "tsne_panels_figure",
@@ -246,8 +247,8 @@ def _write_cells(ax, grid: np.ndarray, cmap: str, lo: float, hi: float) -> None:
         for (i, j), value in np.ndenumerate(grid):
             ax.text(j, i, f"{value:.{decimals}f}", ha="center", va="center", fontsize=size,
                     color="black" if luminance[i, j] > 0.5 else "white")  # fmt: skip
-    ax.set_xticks(range(w))
-    ax.set_yticks(range(h))
+    ax.set_xticks(range(w) if w <= 20 else [])
+    ax.set_yticks(range(h) if h <= 20 else [])
     ax.tick_params(labelsize=7, length=0)
 
 
@@ -294,11 +295,10 @@ def attention_figure(
     axes[0].set_title(f"input as the model sees it ({side}×{result.image.shape[1]})", fontsize=10)
     axes[0].set_axis_off()
     if grid is None:
-        why = (
-            "no domain-gap probes\nfor this image"
-            if view == "gap"
-            else "no local attention:\nthis variant has no\nregion discriminators"
-        )
+        why = {
+            "gap": "no domain-gap probes\nfor this image",
+            "shift": "no shift localiser:\nnot stored in the checkpoint\nand its domains are not here",
+        }.get(view, "no local attention:\nthis variant has no\nregion discriminators")
         for ax in axes[1:]:
             _note(ax, why)
     else:
@@ -309,8 +309,9 @@ def attention_figure(
         axes[1].set_axis_off()
         mappable = ScalarMappable(norm=Normalize(lo, hi), cmap=_colormap(cmap))
         low, high = range_text((lo, hi))
+        flat = flat_note((lo, hi))
         fig.colorbar(mappable, ax=axes[1], fraction=0.046, pad=0.03).set_label(
-            f"{spec.label}\n{SCALE_NAMES[scale]}: {low} – {high}", fontsize=9
+            f"{spec.label}\n{SCALE_NAMES[scale]}: {low} – {high}" + (f"\n{flat}" if flat else ""), fontsize=9
         )
         h, w = grid.shape
         _write_cells(axes[2], grid, cmap, lo, hi)
@@ -324,6 +325,8 @@ def attention_figure(
         extra.append(f"P(source) = {result.domain_prob:.3f}")
     if extra:
         lines.append("    ".join(extra))
+    if grid is not None:
+        lines.append(f"{spec.label}: {spec.meaning}")
     fig.supxlabel("\n".join(lines), fontsize=10)
     fig.suptitle(title or f"Per-region view: {spec.label}", fontsize=12)
     return fig
@@ -406,6 +409,13 @@ def _release(fig: Figure) -> None:
 
         plt.close(fig)
     fig.clear()
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """Encode a uint8 (H, W, 3) RGB array as PNG bytes."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def figure_to_png(fig: Figure, *, dpi: int = 110) -> bytes:

@@ -28,14 +28,16 @@ from pathlib import Path
 import torch
 from torch.utils.data import Subset
 
-from tada_core.checkpoint import CheckpointInfo, read_checkpoint, save_checkpoint
+from tada_core.checkpoint import CheckpointInfo, add_to_checkpoint, read_checkpoint, save_checkpoint
 from tada_core.config import TADAConfig
 from tada_core.errors import ConfigError, TadaError
 from tada_core.model import TADAModel, build_model
+from tada_core.model.localiser import LocaliserError, tap_for
 from tada_core.training import distributed as D
 from tada_core.training import resume as R
 from tada_core.training.evaluate import collect_outputs, subset_for
 from tada_core.training.feature_cache import CachedMaps, FrozenBackboneHead, cache_run_data, training_features
+from tada_core.training.localiser_fit import FitSettings, fit_for_backbone
 from tada_core.training.run_data import RunData, holdout_split, load_run_data
 from tada_core.training.sampling import BatchStream
 from tada_core.training.selection import check_criterion
@@ -144,6 +146,7 @@ class _Session:
     amp_dtype: torch.dtype | None
     scaler: torch.amp.GradScaler | None
     callbacks: Sequence[Callback]
+    images: RunData  # the run's data as images (before the frozen-backbone cache), for the shift localiser
 
 
 def _setup(
@@ -167,6 +170,7 @@ def _setup(
     config = config.replace(num_classes=len(data.class_names))
     torch.manual_seed(tc.seed)
     core = build_model(config).to(device)
+    images = data
     if tc.frozen_backbone:
         data = _cache_features(core, data, device, callbacks)
     forward_model = FrozenBackboneHead(core) if tc.frozen_backbone else core  # maps in, or images in
@@ -202,6 +206,7 @@ def _setup(
         amp_dtype=amp_dtype,
         scaler=scaler,
         callbacks=callbacks,
+        images=images,
     )
     return run, session
 
@@ -287,6 +292,36 @@ def _save_last(run: Run, session: _Session, record: dict) -> CheckpointInfo:
     return info
 
 
+def _attach_localiser(run: Run, session: _Session) -> None:
+    """Fit the shift localiser (:mod:`tada_core.training.localiser_fit`) with the final backbone and
+    add it to ``last`` and to ``best`` when that has the same backbone (frozen, or chosen at the last
+    step); rank 0 only. Skipped when ``train.localiser`` is off, when the run was given cached maps
+    only, or for a backbone without a tap: the view then fits it on demand."""
+    tc, data = run.config.train, session.images
+    if not tc.localiser or not session.ctx.is_main or isinstance(data.source_eval.dataset, CachedMaps):
+        return
+    try:
+        tap = tap_for(run.config.backbone)
+    except LocaliserError:
+        return
+    started, settings = time.time(), FitSettings()
+    localiser = fit_for_backbone(
+        run.model.backbone,
+        run.config.backbone,
+        data.source_eval.dataset,
+        data.target_eval.dataset,
+        settings=settings,
+        device=session.device,
+    )
+    dtype = torch.float16 if run.config.pretrained else torch.float32  # photo models: half the bytes
+    info = {"tap": tap.to_dict(), "fit": settings.to_dict(), "seconds": round(time.time() - started, 1)}
+    targets = [run.out_dir / LAST]
+    if (run.out_dir / BEST).exists() and (tc.frozen_backbone or run.best_step == run.step):
+        targets.append(run.out_dir / BEST)
+    for path in targets:
+        add_to_checkpoint(path, localiser.to_tensors(dtype), {"localiser": info})
+
+
 def train(
     config: TADAConfig,
     *,
@@ -345,6 +380,8 @@ def train(
         ) from None
     if record.get("step") != run.step:  # stopped between evaluations
         record = _evaluate_and_save(run, session, running, started)
+    if not stopped:
+        _attach_localiser(run, session)
     best = run.out_dir / BEST
     result = TrainResult(
         out_dir=run.out_dir,

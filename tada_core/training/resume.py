@@ -11,7 +11,7 @@ from tada_core.config import TADAConfig
 from tada_core.errors import ConfigError
 
 # train.* options that may change when a run is resumed (they do not change what is learned)
-RESUMABLE = {"iters", "device", "workers", "eval_every", "eval_max", "out", "amp", "compile"}
+RESUMABLE = {"iters", "device", "workers", "eval_every", "eval_max", "out", "amp", "compile", "localiser"}
 
 
 def optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:

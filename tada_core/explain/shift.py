@@ -1,0 +1,241 @@
+"""The shift localiser of a checkpoint: stored in it, cached beside it, or fitted here on demand.
+
+``tada train`` fits the localiser (:mod:`tada_core.training.localiser_fit`) after its last step
+and stores it in the checkpoint as ``localiser.*`` tensors, so the ``shift`` view costs one
+forward pass. For a checkpoint without them (older, uploaded, the shipped digits models) it is
+fitted here from the checkpoint's own domains when they can be loaded on this machine, once:
+the result goes into a sidecar ``<stem>.localiser-<sha256[:16]>.safetensors`` next to the
+checkpoint (or, when that folder is read-only, under ``<data root>/localisers/``), keyed by the
+checkpoint's content hash, never pickled. Concurrent first requests for one checkpoint fit once.
+
+    >>> status = shift_status("model.safetensors")      # ready? fittable, in about how long?
+    >>> future = fit_in_background("model.safetensors")  # the app: fit without blocking the page
+    >>> found = checkpoint_localiser("model.safetensors")  # blocking; a ShiftError says why not
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from tada_core.checkpoint import atomic_write, load_checkpoint, read_info, read_tensors
+from tada_core.data import load_domain
+from tada_core.data.torchvision_sets import data_root as default_data_root
+from tada_core.errors import TadaError
+from tada_core.model.inputs import image_size_for, norm_for
+from tada_core.model.localiser import PREFIX, Localiser, LocaliserError, Tap, tap_features, tap_for
+from tada_core.training.localiser_fit import MAX_IMAGES, FitSettings, fit_for_backbone
+
+SIDECAR_KEY = "tada-localiser"
+# Measured on the development machine (2 busy x86_64 cores, one thread): seconds to encode one
+# image at the tap, and seconds per fitting step per value of the (C, h, w) tap map.
+ENCODE_SECONDS = {1: 0.002, 2: 0.11}  # by tap.upsample: LeNet at 1×, Lite0 at 2×
+STEP_SECONDS_PER_VALUE = 0.9e-6
+
+
+class ShiftError(TadaError):
+    """The shift view cannot be shown for this checkpoint (no stored localiser and its domains are not here)."""
+
+
+@dataclass(frozen=True)
+class ShiftStatus:
+    """Whether a checkpoint's shift view is ready, and if not, whether and how fast it can be made.
+
+    Attributes:
+        ready: a localiser is stored in the checkpoint or cached beside it (the view costs a forward pass).
+        fittable: not ready, but the checkpoint's domains load here, so it can be fitted.
+        origin: ``stored``, ``cached``, ``fittable`` or ``unavailable``.
+        seconds: estimated fitting time when fittable (encoding included), else None.
+        reason: why the view cannot be shown, when it is neither ready nor fittable.
+    """
+
+    ready: bool
+    fittable: bool
+    origin: str
+    seconds: float | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckpointLocaliser:
+    """A fitted localiser and where it reads the backbone."""
+
+    localiser: Localiser
+    tap: Tap
+    origin: str  # stored, cached or fitted
+
+    @torch.no_grad()
+    def logits(self, backbone: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+        """Shift logits (B, h, w) of normalised model inputs (B, 3, S, S); high = the target differs here."""
+        return self.localiser(tap_features(backbone, self.tap, images).float().cpu())
+
+
+_LOCK = threading.Lock()
+_KEY_LOCKS: dict[str, threading.Lock] = {}
+_EXECUTOR: ThreadPoolExecutor | None = None
+
+
+def _key_lock(key: str) -> threading.Lock:
+    with _LOCK:
+        return _KEY_LOCKS.setdefault(key, threading.Lock())
+
+
+@functools.lru_cache(maxsize=64)
+def _content_hash(path: str, mtime_ns: int, size: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def content_hash(path: str | Path) -> str:
+    """SHA-256 of the file's bytes (cached per path, modification time and size)."""
+    stat = Path(path).stat()
+    return _content_hash(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+def sidecar_paths(path: str | Path) -> list[Path]:
+    """Where a fitted localiser of ``path`` is cached: next to it, then under the data root."""
+    path = Path(path)
+    name = f"{path.stem}.localiser-{content_hash(path)[:16]}.safetensors"
+    return [path.parent / name, default_data_root(None) / "localisers" / name]
+
+
+def _tap_of(info) -> Tap:
+    try:
+        return tap_for(info.config.backbone)
+    except LocaliserError as err:
+        raise ShiftError(f"{err}; choose the gap or attention view") from None
+
+
+def _read_sidecar(path: Path, tap: Tap) -> Localiser | None:
+    for candidate in sidecar_paths(path):
+        if candidate.is_file():
+            try:
+                return Localiser.from_tensors(read_tensors(candidate, PREFIX))
+            except (LocaliserError, TadaError):
+                continue  # a damaged cache is refitted
+    return None
+
+
+def _write_sidecar(path: Path, localiser: Localiser, tap: Tap, dtype: torch.dtype) -> None:
+    meta = {SIDECAR_KEY: json.dumps({"checkpoint_sha256": content_hash(path), "tap": tap.to_dict()})}
+    tensors = localiser.to_tensors(dtype)
+    for candidate in sidecar_paths(path):
+        try:
+            atomic_write(candidate, lambda tmp: save_file(tensors, tmp, metadata=meta))
+            return
+        except OSError:
+            continue  # read-only folder: try the next place
+
+
+def _stored(path: Path) -> Localiser | None:
+    tensors = read_tensors(path, PREFIX)
+    return Localiser.from_tensors(tensors) if tensors else None
+
+
+def _domains(path: Path, info, data_root: str | None):
+    if not info.source or not info.target:
+        raise ShiftError(
+            f"{path.name} stores no shift localiser and does not record its source and target domains, "
+            "so the shift view cannot be fitted; choose the attention view"
+        )
+    kwargs = {"image_size": image_size_for(info.config), "norm": norm_for(info.config), "train": False}
+    try:
+        return (
+            load_domain(info.source, data_root=data_root, **kwargs),
+            load_domain(info.target, data_root=data_root, labels="ignore", **kwargs),
+        )
+    except TadaError as err:
+        raise ShiftError(
+            f"the shift view of {path.name} needs its domains {info.source!r} → {info.target!r} to be fitted, "
+            f"and they cannot be loaded here ({err}); choose the attention or transferability view"
+        ) from None
+
+
+def checkpoint_localiser(
+    path: str | Path, data_root: str | None = None, *, max_images: int = MAX_IMAGES
+) -> CheckpointLocaliser:
+    """The shift localiser of a checkpoint: stored in it, cached beside it, or fitted now (then cached).
+
+    Blocking; thread-safe (concurrent first requests for one checkpoint fit once).
+
+    Raises:
+        ShiftError: nothing stored or cached and the checkpoint's domains cannot be loaded here, or a
+            backbone without a tap.
+    """
+    path = Path(path)
+    info = read_info(path)
+    tap = _tap_of(info)
+    key = content_hash(path)
+    with _key_lock(key):
+        return _localiser_for(str(path.resolve()), key, data_root, max_images, tap)
+
+
+@functools.lru_cache(maxsize=16)
+def _localiser_for(path: str, key: str, data_root: str | None, max_images: int, tap: Tap) -> CheckpointLocaliser:
+    stored = _stored(Path(path))
+    if stored is not None:
+        return CheckpointLocaliser(stored, tap, "stored")
+    cached = _read_sidecar(Path(path), tap)
+    if cached is not None:
+        return CheckpointLocaliser(cached, tap, "cached")
+    model, info = load_checkpoint(path)
+    source, target = _domains(Path(path), info, data_root)
+    settings = FitSettings(max_images=max_images)
+    localiser = fit_for_backbone(
+        model.backbone, info.config.backbone, source.dataset, target.dataset, settings=settings
+    )
+    _write_sidecar(Path(path), localiser, tap, torch.float16 if info.config.pretrained else torch.float32)
+    return CheckpointLocaliser(localiser, tap, "fitted")
+
+
+def shift_status(path: str | Path, data_root: str | None = None, *, max_images: int = MAX_IMAGES) -> ShiftStatus:
+    """Whether the shift view of a checkpoint is ready; if not, whether it can be fitted here and in
+    about how many seconds (measured costs of this project's development machine)."""
+    path = Path(path)
+    info = read_info(path)
+    try:
+        tap = _tap_of(info)
+    except ShiftError as err:
+        return ShiftStatus(False, False, "unavailable", reason=str(err))
+    if read_tensors(path, PREFIX):
+        return ShiftStatus(True, False, "stored")
+    if any(candidate.is_file() for candidate in sidecar_paths(path)):
+        return ShiftStatus(True, False, "cached")
+    try:
+        source, target = _domains(path, info, data_root)
+    except ShiftError as err:
+        return ShiftStatus(False, False, "unavailable", reason=str(err))
+    n = [min(len(d), max_images) for d in (source, target)]
+    size = image_size_for(info.config)
+    model, _ = load_checkpoint(path)
+    with torch.no_grad():
+        values = tap_features(model.backbone, tap, torch.zeros(1, 3, size, size))[0].numel()
+    settings = FitSettings()
+    steps = len(settings.seeds) * settings.epochs * math.ceil(max(n) / settings.batch_size)
+    seconds = sum(n) * ENCODE_SECONDS.get(tap.upsample, 0.11) + steps * values * STEP_SECONDS_PER_VALUE
+    return ShiftStatus(False, True, "fittable", seconds=round(seconds, 1))
+
+
+def fit_in_background(path: str | Path, data_root: str | None = None) -> Future:
+    """Start :func:`checkpoint_localiser` on a background thread (one at a time); its ``Future``.
+
+    The future's result is the :class:`CheckpointLocaliser`, or it raises :class:`ShiftError`.
+    """
+    global _EXECUTOR
+    with _LOCK:
+        if _EXECUTOR is None:
+            _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tada-localiser")
+    return _EXECUTOR.submit(checkpoint_localiser, os.fspath(path), data_root)
