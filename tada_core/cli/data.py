@@ -1,12 +1,15 @@
-"""``tada data list [--json]`` and ``tada data download NAME [--root DIR]``: the built-in domains."""
+"""``tada data list [--json]``, ``tada data download NAME [--root DIR]`` and ``tada data localisation
+--out DIR``: the built-in domains, and the localised-shift pairs written out with their ground truth."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from tada_core.data import list_builtin_domains
 from tada_core.data.torchvision_sets import TORCHVISION_SETS, data_root, download
+from tada_core.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,6 +36,48 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     getter.add_argument("name", metavar="NAME", help=f"one of: {', '.join(TORCHVISION_SETS)}")
     getter.add_argument("--root", metavar="DIR", help="where to put it (default $TADA_DATA_ROOT or ~/.cache/tada/data)")
     getter.set_defaults(func=_download)
+    _add_localisation(actions)
+
+
+def _add_localisation(actions: argparse._SubParsersAction) -> None:
+    from tada_core.data.artefacts import KINDS
+    from tada_core.data.shift_pairs import MODES, PHOTO_SETS
+
+    writer = actions.add_parser(
+        "localisation",
+        help="write the localised-shift photo pairs with their artefact masks (ImageFolder folders)",
+        description="Writes each pair as DIR/<pair>/{source,target,source_test,target_test}/<class>/NNNN.png, "
+        "the ground truth as DIR/<pair>/masks/<part>/<class>/NNNN.png (255 = artefact) and boxes.json. "
+        "Train on source/target (tada train --source DIR/<pair>/source --target DIR/<pair>/target) and "
+        "score on target_test, which training never sees.",
+    )
+    writer.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
+    writer.add_argument("--kinds", default=",".join(KINDS), help=f"comma-separated (default all: {','.join(KINDS)})")
+    writer.add_argument("--modes", default=",".join(MODES), help="shift and/or control (default both)")
+    writer.add_argument("--photos", choices=PHOTO_SETS, default="tune", help="tune (default) or heldout photos")
+    writer.add_argument("--seed", type=int, default=0, help="generation seed (default 0, the built-ins')")
+    writer.add_argument("--json", action="store_true", help="print a JSON list of the pairs written")
+    writer.set_defaults(func=_localisation)
+
+
+def _localisation(args: argparse.Namespace) -> int:
+    from tada_core.data.artefacts import KINDS
+    from tada_core.data.shift_export import write_pair
+    from tada_core.data.shift_pairs import MODES, shift_pair
+
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    wrong = [k for k in kinds if k not in KINDS] + [m for m in modes if m not in MODES]
+    if wrong or not kinds or not modes:
+        raise ConfigError(f"unknown kind or mode {', '.join(wrong) or '(none given)'}; kinds {KINDS}, modes {MODES}")
+    written = [write_pair(shift_pair(k, m, args.photos, args.seed), args.out) for k in kinds for m in modes]
+    if args.json:
+        print(json.dumps(written, indent=1))
+    else:
+        for w in written:
+            sizes = ", ".join(f"{part} {n}" for part, n in w["sizes"].items())
+            print(f"{w['folder']}: {sizes}; masks and boxes.json beside them")
+    return 0
 
 
 def format_table(rows: list[dict]) -> str:

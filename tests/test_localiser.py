@@ -1,0 +1,130 @@
+"""The shift localiser: its tap, the MIL loss by hand, a fit that finds a planted spot and ignores a
+control, storage in checkpoints (float16 for photo models), and the training loop storing it."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tada_core import TADAConfig
+from tada_core.checkpoint import read_checkpoint
+from tada_core.model.backbones import build_backbone
+from tada_core.model.localiser import Localiser, LocaliserError, tap_features, tap_for
+from tada_core.training import train
+from tada_core.training.localiser_fit import FitSettings, fit_localiser, mil_loss, top_k_mean
+from tests.helpers import bars_run_data
+
+QUICK = FitSettings(seeds=(0,), epochs=30)
+
+
+@pytest.mark.parametrize(
+    ("backbone", "size", "shape"),
+    [("lenet", 28, (32, 14, 14)), ("efficientnet_lite0", 224, (40, 56, 56)), ("resnet18", 224, (128, 56, 56))],
+)
+def test_the_tap_is_the_first_stride_8_stage_on_the_2x_input_for_photos(backbone, size, shape):
+    net = build_backbone(backbone).eval()
+    with torch.no_grad():
+        maps = tap_features(net, tap_for(backbone), torch.zeros(1, 3, size, size))
+    assert tuple(maps.shape[1:]) == shape  # 56 = 2·224 / 8: one position per 4 px of the image
+    with pytest.raises(LocaliserError, match="no shift localiser"):
+        tap_for("vgg16")
+
+
+def test_top_k_mean_and_the_mil_loss_by_hand():
+    z = torch.tensor([[[4.0, -1.0], [2.0, 0.0]]])  # one 2×2 logit map
+    assert top_k_mean(z, 3).item() == pytest.approx((4 + 2 + 0) / 3)
+    source, target = torch.tensor([[[-2.0, -3.0], [-4.0, -5.0]]]), z
+    bce = lambda x, y: -(y * math.log(1 / (1 + math.exp(-x))) + (1 - y) * math.log(1 - 1 / (1 + math.exp(-x))))  # noqa: E731
+    expected = bce(2.0, 1) + bce((-2 - 3 - 4) / 3, 0) + np.mean([bce(v, 0) for v in (-2, -3, -4, -5)])
+    assert mil_loss(source, target, 3).item() == pytest.approx(expected, rel=1e-5)
+
+
+def _maps(n, seed, spot=1.0, offset=0.0):
+    """(n, 4, 12, 12) noise maps; with probability ``spot`` a bright 2×2 spot in channel 0 (and its mask,
+    like an artefact spanning a few positions); ``offset`` shifts channel 1 of every map (a global change)."""
+    g = torch.Generator().manual_seed(seed)
+    maps = torch.randn(n, 4, 12, 12, generator=g)
+    maps[:, 1] += offset
+    mask = torch.zeros(n, 12, 12, dtype=torch.bool)
+    for i in range(n):
+        if torch.rand(1, generator=g).item() < spot:
+            r, c = torch.randint(0, 11, (2,), generator=g).tolist()
+            maps[i, 0, r : r + 2, c : c + 2] += 3.0
+            mask[i, r : r + 2, c : c + 2] = True
+    return maps, mask
+
+
+def _auc(mask, score):
+    from sklearn.metrics import roc_auc_score
+
+    return roc_auc_score(mask.numpy().ravel(), score.numpy().ravel())
+
+
+def test_the_fit_finds_a_spot_only_the_target_has():
+    source, _ = _maps(128, 0, spot=0.0)
+    target, _ = _maps(128, 1)
+    held, mask = _maps(32, 2)
+    localiser = fit_localiser(source, target, QUICK)
+    with torch.no_grad():
+        logits = localiser(held)  # (32, 12, 12)
+    assert logits.shape == (32, 12, 12)
+    assert _auc(mask, logits) > 0.95
+    top = logits.flatten(1).argmax(1)
+    assert mask.flatten(1)[torch.arange(32), top].float().mean() >= 0.9  # pointing game
+
+
+def test_a_spot_as_frequent_in_both_domains_is_not_singled_out_by_a_global_change():
+    source, _ = _maps(128, 0, spot=0.5)
+    target, _ = _maps(128, 1, spot=0.5, offset=1.0)
+    held, mask = _maps(64, 2, spot=0.5, offset=1.0)
+    localiser = fit_localiser(source, target, QUICK)
+    with torch.no_grad():
+        logits = localiser(held)
+    assert _auc(mask, logits) <= 0.70
+
+
+def test_the_fit_leaves_the_global_random_state_alone():
+    source, target = _maps(16, 0, spot=0.0)[0], _maps(16, 1)[0]
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    fit_localiser(source, target, FitSettings(seeds=(0,), epochs=1))
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_stored_tensors_round_trip_in_float16_and_damage_is_reported():
+    localiser = Localiser(4, seeds=2)
+    localiser.mean.fill_(0.5)
+    tensors = localiser.to_tensors(torch.float16)
+    assert all(k.startswith("localiser.") and v.dtype == torch.float16 for k, v in tensors.items())
+    again = Localiser.from_tensors({**tensors, "model.other": torch.zeros(1)})
+    x = torch.randn(2, 4, 5, 5)
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), localiser(x), atol=2e-2, rtol=1e-2)
+    del tensors["localiser.scorers.1.out.bias"]
+    with pytest.raises(LocaliserError, match="damaged"):
+        Localiser.from_tensors(tensors)
+
+
+def test_training_stores_the_localiser_in_last_and_best(tmp_path):
+    config = TADAConfig(backbone="lenet", num_classes=2, variant="tada")
+    config.train.iters, config.train.batch_size, config.train.eval_every = 2, 8, 2
+    config.train.out = str(tmp_path / "on")
+    result = train(config, data=bars_run_data(32))
+    for path in (result.last, result.best):
+        info, tensors = read_checkpoint(path)
+        assert info.extra["localiser"]["tap"] == {"module": "features.3", "upsample": 1}
+        assert tensors["localiser.mean"].shape == (1, 32, 1, 1) and tensors["localiser.mean"].dtype == torch.float32
+    config.train.localiser, config.train.out = False, str(tmp_path / "off")
+    info, tensors = read_checkpoint(train(config, data=bars_run_data(32)).last)
+    assert "localiser" not in info.extra and not any(k.startswith("localiser.") for k in tensors)
+
+
+def test_a_spot_is_found_at_its_place_after_standardisation():
+    """Standardisation is per channel over all positions of both domains (hand computation)."""
+    source = torch.zeros(2, 1, 2, 2)
+    target = torch.ones(2, 1, 2, 2)
+    localiser = fit_localiser(source, target, FitSettings(seeds=(0,), epochs=1))
+    assert localiser.mean.item() == pytest.approx(0.5)
+    assert localiser.std.item() == pytest.approx(torch.cat([source, target]).std().item())
