@@ -2,7 +2,8 @@
 
 Usage: python scripts/ship_checkpoint.py RUN/last.safetensors checkpoints/NAME.safetensors
 
-Keeps the metadata and the ``model.*`` and ``familiarity.*`` tensors (floating ones stored as
+Keeps the metadata and the ``model.*``, ``familiarity.*`` and ``localiser.*`` (the shift view's
+scorer) tensors (floating ones stored as
 float16, which halves the file; loading copies them into the float32 model); drops the optimizer
 and RNG state that only ``--resume`` needs. The copy is checked to load and to predict like the
 original on random inputs.
@@ -28,7 +29,7 @@ def main() -> None:
     kept = {
         key: (value.half() if value.is_floating_point() else value).contiguous()
         for key, value in tensors.items()
-        if key.startswith(("model.", "familiarity."))
+        if key.startswith(("model.", "familiarity.", "localiser."))
     }
     atomic_write(args.destination, lambda tmp: save_file(kept, tmp, metadata={METADATA_KEY: info.to_json()}))
     original, _ = load_checkpoint(args.source)

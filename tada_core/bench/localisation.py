@@ -153,6 +153,13 @@ class _Case:
         )
 
 
+def case_for(pair: str, seed: int = 0) -> _Case:
+    """A pair's training data, held-out tensors and masks over the model's input (``digits`` or a photo pair)."""
+    if pair != "digits":
+        parse_pair(pair)
+    return _Case(pair, seed, None)
+
+
 def _config(case: _Case, mode: str, out: str, seed: int, iters: dict[str, int]) -> TADAConfig:
     if case.kind == "digits":
         config = TADAConfig(variant="tada", backbone="lenet")
