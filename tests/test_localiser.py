@@ -11,7 +11,7 @@ from tada_core import TADAConfig
 from tada_core.checkpoint import read_checkpoint
 from tada_core.model.backbones import build_backbone
 from tada_core.model.localiser import Localiser, LocaliserError, tap_features, tap_for
-from tada_core.training import train
+from tada_core.training import Callback, train
 from tada_core.training.localiser_fit import FitSettings, fit_localiser, mil_loss, top_k_mean
 from tests.helpers import bars_run_data
 
@@ -111,7 +111,15 @@ def test_training_stores_the_localiser_in_last_and_best(tmp_path):
     config = TADAConfig(backbone="lenet", num_classes=2, variant="tada")
     config.train.iters, config.train.batch_size, config.train.eval_every = 2, 8, 2
     config.train.out = str(tmp_path / "on")
-    result = train(config, data=bars_run_data(32))
+
+    seen = []
+
+    class Progress(Callback):
+        def on_localiser(self, done, total):
+            seen.append((done, total))
+
+    result = train(config, data=bars_run_data(32), callbacks=[Progress()])
+    assert seen[-1] == (32 + 32 + 45, 32 + 32 + 45)  # 64 images encoded, 3 seeds × 15 epochs
     for path in (result.last, result.best):
         info, tensors = read_checkpoint(path)
         assert info.extra["localiser"]["tap"] == {"module": "features.3", "upsample": 1}

@@ -158,8 +158,11 @@ def fit_for_backbone(
     settings: FitSettings = FitSettings(),
     device: str | torch.device = "cpu",
     on_batch: Callable[[int], None] | None = None,
+    on_epoch: Callable[[int, int], None] | None = None,
 ) -> Localiser:
-    """Encode up to ``settings.max_images`` images of each domain at the backbone's tap, then fit."""
+    """Encode up to ``settings.max_images`` images of each domain at the backbone's tap, then fit.
+
+    ``on_batch(n)`` after every n images encoded, ``on_epoch(done, total)`` after every epoch."""
     tap = tap_for(backbone_name)
     maps = [
         encode_taps(
@@ -167,4 +170,4 @@ def fit_for_backbone(
         )
         for d in (source, target)
     ]
-    return fit_localiser(*maps, settings)
+    return fit_localiser(*maps, settings, on_epoch)

@@ -89,6 +89,10 @@ class Callback:
 
     def on_eval(self, run: Run, record: dict) -> None: ...
 
+    def on_localiser(self, done: int, total: int) -> None:
+        """After the last step: ``done`` of ``total`` units of the shift localiser's fit (images
+        encoded, then epochs of each seed) — photo models take a minute or two here."""
+
     def on_end(self, run: Run, result: TrainResult) -> None: ...
 
 
@@ -305,6 +309,15 @@ def _attach_localiser(run: Run, session: _Session) -> None:
     except LocaliserError:
         return
     started, settings = time.time(), FitSettings()
+    images = sum(min(len(d), settings.max_images) for d in (data.source_eval, data.target_eval))
+    total, done = images + len(settings.seeds) * settings.epochs, 0
+
+    def progress(n: int) -> None:
+        nonlocal done
+        done += n
+        for callback in session.callbacks:
+            callback.on_localiser(done, total)
+
     localiser = fit_for_backbone(
         run.model.backbone,
         run.config.backbone,
@@ -312,6 +325,8 @@ def _attach_localiser(run: Run, session: _Session) -> None:
         data.target_eval.dataset,
         settings=settings,
         device=session.device,
+        on_batch=progress,
+        on_epoch=lambda finished, epochs: progress(1),
     )
     dtype = torch.float16 if run.config.pretrained else torch.float32  # photo models: half the bytes
     info = {"tap": tap.to_dict(), "fit": settings.to_dict(), "seconds": round(time.time() - started, 1)}
