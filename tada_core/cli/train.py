@@ -125,6 +125,18 @@ class ProgressCallback(Callback):
         self.enabled = enabled
         self.bar = None
         self.cache_bar = None
+        self.localiser_bar = None
+
+    def on_localiser(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.localiser_bar is None:
+            from tqdm import tqdm
+
+            self.localiser_bar = tqdm(total=total, desc="fit the shift localiser", file=sys.stderr)
+        self.localiser_bar.update(done - self.localiser_bar.n)
+        if done >= total:
+            self.localiser_bar.close()
 
     def on_cache(self, done: int, total: int) -> None:
         if not self.enabled:
