@@ -565,7 +565,10 @@ def test_cli_list_table_and_json(tmp_path, capsys):
     assert next(line for line in table if line.startswith("svhn")).split()[3] == "no"
     assert run_cli("data", "list", "--json") == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [r["name"] for r in rows] == [
+    names = [r["name"] for r in rows]
+    shift = [n for n in names if n.startswith("shift-")]
+    assert len(shift) == 16 and {"shift-text-source", "shift-dust-control-target"} <= set(shift)
+    assert [n for n in names if n not in shift] == [
         "mnist",
         "optdigits",
         "mnistm",
