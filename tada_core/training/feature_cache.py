@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 from tada_core.data import Domain
 from tada_core.model import TADAModel, TADAOutput
 from tada_core.model.inputs import norm_for
-from tada_core.training.calibration import ladder_recipe
+from tada_core.training.calibration import CalibrationSets, ladder_recipe
 from tada_core.training.ladder import AugmentedCopies, Ladder
 from tada_core.training.run_data import RunData, holdout_split
 
@@ -133,6 +133,25 @@ def cache_run_data(
             rungs[severity] = CachedMaps(*backbone_maps(model.backbone, images, device=device, on_batch=on_batch))
         ladder = Ladder(recipe, rungs)
     return RunData(source=source, target=target, source_eval=source_eval, target_eval=target_eval, ladder=ladder)
+
+
+def encode_calibration_sets(
+    model: TADAModel, sets: CalibrationSets, *, device: str | torch.device = "cpu"
+) -> CalibrationSets:
+    """``sets`` with every image (held-out, statistics sample, rungs) replaced by its backbone map,
+    for :class:`FrozenBackboneHead` (a frozen checkpoint calibrated after training)."""
+
+    def encode(dataset: Dataset) -> CachedMaps:
+        return CachedMaps(*backbone_maps(model.backbone, dataset, device=device))
+
+    return CalibrationSets(
+        held_out=encode(sets.held_out),
+        statistics=encode(sets.statistics),
+        rungs={severity: encode(rung) for severity, rung in sets.rungs.items()},
+        recipe=sets.recipe,
+        prior=sets.prior,
+        split=sets.split,
+    )
 
 
 class FrozenBackboneHead(nn.Module):
