@@ -60,7 +60,7 @@ class TrainConfig:
     frozen_backbone: bool = False  # cache the backbone's maps once, train the rest on them (feature_cache.py)
     target_unlabelled: bool = False  # read the target without its labels even when it has them
     source_holdout: float = 0.1  # fraction of the source kept out of training: the label-free validation set
-    select: str = "source_accuracy"  # how best.safetensors is chosen, without target labels (training/selection.py)
+    select: str = "estimate"  # how best.safetensors is chosen, without target labels (training/selection.py)
     save_minutes: float = 10.0  # also write last.safetensors this often between evaluations (a crash loses minutes)
     localiser: bool = True  # fit the shift localiser after the last step and store it in the checkpoints
     optim: OptimConfig = field(default_factory=OptimConfig)

@@ -253,6 +253,7 @@ def test_training_jobs_one_per_visitor_queued_private_stop_and_finish(server):
     assert np.array(values["results"][0]["grid"]).shape == (7, 7)
     card = client.predict(checkpoint=name, api_name="/model_card")
     assert "target accuracy" in card[0] and "metrics.jsonl" in card[2]
+    assert "Target accuracy estimated without labels:" in card[5] and "PM-own" in card[5]
 
 
 def test_training_on_an_uploaded_zip_of_class_folders(server):

@@ -59,3 +59,47 @@ def test_cli_refuses_a_plot_path_that_is_a_folder_before_training(tmp_path, caps
     assert code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is a folder" in err and not list(tmp_path.iterdir())  # nothing was trained
+
+
+def _record(step, truth, estimate, interval, scores, select="estimate"):
+    return {
+        "step": step,
+        "target_accuracy": truth,
+        "estimated_target_accuracy": estimate,
+        "estimate_interval": interval,
+        "estimate_uncertain": interval[1] - interval[0] > 10,
+        "scores": {**scores, "estimate": estimate},
+        "baselines": {"ac": truth + 4.0},
+        "select": select,
+    }
+
+
+HISTORY = [
+    _record(100, 70.0, 72.0, [69.0, 75.0], {"entropy": -0.5, "im": 1.0}),
+    _record(200, 80.0, 78.0, [76.0, 79.0], {"entropy": -0.2, "im": 1.0}),  # the oracle
+    _record(300, 75.0, 78.0, [74.0, 80.0], {"entropy": -0.1, "im": 0.5}),  # last; ties the estimate: later wins
+]
+
+
+def test_label_free_report_by_hand():
+    from tada_core.bench.label_free import estimation_table, run_report, selection_table
+
+    report = run_report(HISTORY)
+    assert report["oracle_target_accuracy"] == 80.0
+    criteria = report["criteria"]
+    assert criteria["last"] == {"step": 300, "target_accuracy": 75.0, "regret": 5.0, "vs_last": 0.0, "spearman": None}
+    assert criteria["estimate"]["step"] == 300  # 78.0 twice: the later one
+    assert criteria["im"]["step"] == 200 and criteria["im"]["regret"] == 0.0 and criteria["im"]["vs_last"] == 5.0
+    assert criteria["entropy"]["step"] == 300 and criteria["entropy"]["spearman"] == 0.5  # ranks 1,2,3 vs 1,3,2
+    assert (
+        report["last"]["error"] == 3.0
+        and report["last"]["covered"]
+        and report["last"]["baseline_errors"] == {"ac": 4.0}
+    )
+    assert report["selected"]["step"] == 300
+    second = {**run_report(HISTORY[:2]), "run": "b", "group": "g"}  # last = the oracle; estimate −2, missed
+    table = selection_table([{**report, "run": "a", "group": "g"}, second])
+    assert table["last"]["regret"] == {"mean": 2.5, "worst": 5.0, "n": 2} and table["last"]["worst_run"] == "a"
+    estimation = estimation_table([{**report, "run": "a", "group": "g"}, second])
+    assert estimation["g"]["pm_own"] == {"mae": 2.5, "worst": 3.0} and estimation["g"]["coverage"] == 0.5
+    assert estimation["all"]["ac"] == {"mae": 4.0, "worst": 4.0}

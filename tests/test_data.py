@@ -574,6 +574,7 @@ def test_cli_list_table_and_json(tmp_path, capsys):
         "mnistm",
         "photos",
         "photos-sketch",
+        "photos-grain",
         "tv-mnist",
         "usps",
         "svhn",

@@ -69,7 +69,7 @@ def test_auto_follows_how_the_checkpoint_was_trained():
     config.train.joint_forward = True
     assert resolve("auto", config) == "running" and resolve("domain", config) == "domain"
     config.train.joint_forward, config.train.frozen_backbone = False, True
-    assert resolve("auto", config) == "running"  # a frozen backbone never normalised a training batch
+    assert resolve("auto", config) == "domain"  # the head behind a frozen backbone saw each domain alone
     with pytest.raises(ValueError, match="auto, running, domain"):
         resolve("batch", config)
 
@@ -95,3 +95,33 @@ def test_collect_features_with_domain_statistics_removes_a_per_channel_shift_bef
     np.testing.assert_allclose(a, b, atol=1e-3)
     running = collect_features(shifted, domain).features
     assert np.abs(running - a).max() > 0.1
+
+
+def test_a_frozen_backbone_keeps_its_statistics_and_the_head_behind_it_gets_the_domains():
+    # frozen-backbone training encoded every image with the backbone's running statistics and
+    # normalised only the bottleneck per domain: the same on a model over images and over cached maps
+    from tada_core import build_model
+    from tada_core.training.feature_cache import FrozenBackboneHead
+
+    torch.manual_seed(0)
+    config = TADAConfig(backbone="lenet", num_classes=10, variant="dann")
+    config.train.frozen_backbone = True
+    model = build_model(config).eval()
+    x = torch.randn(32, 3, 28, 28) + 2.0
+    adapted = with_domain_statistics(model, _images(x))
+    backbone_bn = [m for m in adapted.backbone.modules() if isinstance(m, nn.BatchNorm2d)]
+    original_bn = [m for m in model.backbone.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert backbone_bn and all(
+        torch.equal(a.running_mean, b.running_mean) and torch.equal(a.running_var, b.running_var)
+        for a, b in zip(backbone_bn, original_bn, strict=True)
+    )
+    with torch.no_grad():
+        maps = model.backbone(x)
+        pooled = model.bottleneck[0](maps.flatten(1))  # what the bottleneck's BatchNorm sees, by hand
+    bottleneck_bn = next(m for m in adapted.bottleneck.modules() if isinstance(m, nn.BatchNorm1d))
+    torch.testing.assert_close(bottleneck_bn.running_mean, pooled.mean(0), atol=1e-4, rtol=1e-4)
+    on_maps = with_domain_statistics(FrozenBackboneHead(model), _images(maps))
+    torch.testing.assert_close(
+        next(m for m in on_maps.module.bottleneck.modules() if isinstance(m, nn.BatchNorm1d)).running_mean,
+        bottleneck_bn.running_mean,
+    )

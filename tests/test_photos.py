@@ -18,7 +18,7 @@ from tada_core.checkpoint import load_checkpoint
 from tada_core.config import TADAConfig
 from tada_core.data import IMAGENET_NORM, Domain, build_transform, load_domain
 from tada_core.data.datasets import ArrayImages
-from tada_core.data.photos import PHOTO_CLASSES, photo_arrays, render_sketch
+from tada_core.data.photos import PHOTO_CLASSES, photo_arrays, render_grain, render_sketch
 from tada_core.model import build_model
 from tada_core.model.lite0 import Lite0WeightsError, load_lite0_imagenet, map_lite0_keys
 from tada_core.training.evaluate import evaluate
@@ -95,6 +95,9 @@ def test_photo_pair_is_deterministic_and_balanced():
     assert np.bincount(labels).tolist() == [PER_CLASS] * 4
     rendered = render_sketch(np.full((32, 32, 3), 128, np.uint8), np.random.default_rng(0))
     assert rendered.shape == (32, 32, 3) and rendered.dtype == np.uint8
+    grainy = render_grain(np.full((32, 32, 3), 200, np.uint8), np.random.default_rng(0))
+    assert grainy.shape == (32, 32, 3) and (grainy[..., 0] == grainy[..., 2]).all()  # grayscale
+    assert abs(float(grainy.mean()) - 180) < 5 and float(grainy.std()) > 20  # 10 % darker, grainy
 
 
 def test_photo_domains_are_builtins_with_four_classes():

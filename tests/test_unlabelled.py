@@ -75,11 +75,19 @@ def test_source_must_be_labelled_and_tiny_targets_are_refused(tmp_path):
     assert code == 2 and not (tmp_path / "r").exists()
 
 
-def test_holdout_split_is_fixed_disjoint_and_sized():
-    train_part, held = holdout_split(100, 0.1)
+def test_holdout_split_is_stratified_fixed_disjoint_and_sized():
+    labels = torch.tensor([0] * 60 + [1] * 30 + [2] * 10)
+    train_part, held = holdout_split(labels, 0.1)
     assert len(held) == 10 and len(train_part) == 90 and not set(train_part) & set(held)
-    assert holdout_split(100, 0.1) == (train_part, held)  # the same for every run
-    assert holdout_split(5, 0.1)[1] != [] and holdout_split(5, 0.0) == (list(range(5)), [])
+    assert torch.bincount(labels[held]).tolist() == [6, 3, 1]  # round(0.1 · n_c) of each class
+    assert holdout_split(labels, 0.1) == (train_part, held)  # the same for every run (not the training seed)
+    assert holdout_split(labels[torch.randperm(100)], 0.1) != (train_part, held)  # but it follows the items
+    # at least one of each class, never all of it; nothing held out at 0
+    assert (
+        holdout_split(torch.tensor([0, 0, 1, 1, 2]), 0.1)[1] != []
+        and len(holdout_split(torch.tensor([0, 0, 1, 1, 2]), 0.1)[1]) == 2
+    )
+    assert holdout_split(torch.tensor([0, 1, 1]), 0.0) == ([0, 1, 2], [])
 
 
 def _bars_with_target(labels: torch.Tensor | None) -> RunData:
@@ -129,5 +137,6 @@ def test_cli_trains_on_a_flat_target_folder(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["target_accuracy"] is None and summary["best_step"] in (2, 4)
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert all("target_accuracy" not in r and r["select"] == "source_accuracy" for r in records)
+    assert all("target_accuracy" not in r and r["select"] == "estimate" for r in records)
+    assert all("estimated_target_accuracy" in r and len(r["estimate_interval"]) == 2 for r in records)
     assert (out / "best.safetensors").is_file()

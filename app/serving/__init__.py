@@ -9,6 +9,7 @@
     job_worker.py   what runs in that child process (training + the live attention probes)
     train_form.py   the Train form's values → a validated config → a started job
     familiarity.py  the "unfamiliar upload" notes of the Attention tab
+    estimates.py    a checkpoint's accuracy estimate: stored, or computed on demand; estimate_line_for(entry)
 
 May import ``tada_core``; never Gradio or the UI modules (``app.main``, ``app.ui``, ``app.render``,
 ``app.plots``, ``app.tabs``), which import this package.

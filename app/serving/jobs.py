@@ -414,6 +414,8 @@ class JobManager:
             "run": job.out_dir.name,
             "last_eval": last_eval,
             "target_accuracy": last_eval.get("target_accuracy") if last_eval else None,  # None when unlabelled
+            "estimated_target_accuracy": last_eval.get("estimated_target_accuracy") if last_eval else None,
+            "estimate_interval": last_eval.get("estimate_interval") if last_eval else None,
             "best_step": last_eval.get("best_step") if last_eval else None,
             "losses": job.last_logs,
             "probes": job.probe_notes,

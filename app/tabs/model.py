@@ -1,7 +1,10 @@
 """Model tab: the selected checkpoint's card — what it is, how it was trained, how well it does.
 
-API ``/model_card``: ``checkpoint`` name → ``(card markdown, accuracy curve, loss curve, model-card
-markdown, config JSON)``. A ``.safetensors`` file uploaded here is checked, stored in the visitor's
+API ``/model_card``: ``checkpoint`` name → ``(card markdown, training curves, curves note,
+model-card markdown, config JSON, estimate markdown, "Estimate now" button)``; the estimate is the
+target accuracy estimated without labels that training stored in the checkpoint (with its
+interval, method and caveat). ``/model_estimate``: ``checkpoint`` → the estimate computed now on
+the training target when it is on this server (for checkpoints that store none). A ``.safetensors`` file uploaded here is checked, stored in the visitor's
 folder of the data folder (it comes back after a restart) and added to their checkpoint pickers;
 anything else is refused with the loader's message.
 """
@@ -17,6 +20,7 @@ import gradio as gr
 from app.plots import LOSS_KEYS, curves_image, read_metrics
 from app.serving.checkpoints import Entry, load_model
 from app.serving.context import AppContext
+from app.serving.estimates import compute_for, estimate_markdown, stored_for
 from app.serving.uploads import file_paths, keep_by_hash
 from app.ui import IMAGE_BUTTONS, checkpoint_dropdown, owner_of, user_errors
 from tada_core.checkpoint import read_checkpoint
@@ -32,7 +36,16 @@ VARIANT_TEXT = {
     "tada_global": "TADA global — global adversary and attentive entropy with m",
     "tada": "TADA — local attention w and global attention m (the full method)",
 }
-SKIPPED_METRICS = ("step",)
+SKIPPED_METRICS = (
+    "step",
+    "scores",
+    "baselines",
+    "estimated_target_accuracy",
+    "estimate_interval",
+    "estimate_uncertain",
+    "estimate_seconds",
+    "temperature",
+)
 
 
 @dataclass
@@ -123,6 +136,8 @@ def build(ctx: AppContext) -> ModelTab:
             )
         with gr.Column(scale=3):
             card = gr.Markdown(elem_id="model-card")
+            estimate_md = gr.Markdown(elem_id="model-estimate")
+            estimate_button = gr.Button("Estimate now (on the training target)", size="sm", visible=False)
             curves = gr.Image(
                 label="Training curves",
                 format="png",
@@ -156,13 +171,21 @@ def build(ctx: AppContext) -> ModelTab:
         card_text = entry.card.read_text() if entry.card else "*No model card beside this checkpoint.*"
         curves_png = curves_image(records, records, loss_title="mean losses between evaluations") if records else None
         image = ctx.images.png(curves_png) if curves_png is not None else None
+        stored = stored_for(entry)
         return (
             text,
             gr.update(value=image, visible=image is not None),
             note,
             card_text,
             config,
+            estimate_markdown(stored),
+            gr.update(visible=stored is None),
         )
+
+    @user_errors
+    def model_estimate(checkpoint: str, request: gr.Request = None):
+        entry = ctx.registry.resolve(checkpoint, owner_of(ctx, request))
+        return estimate_markdown(compute_for(ctx, entry), computed=True)
 
     @user_errors
     def add_checkpoint(files, request: gr.Request = None):
@@ -174,7 +197,8 @@ def build(ctx: AppContext) -> ModelTab:
         gr.Info(f"Added checkpoint {entry.name}.", duration=3)
         return gr.update(choices=ctx.registry.names(owner), value=entry.name)
 
-    outputs = [card, curves, curves_note, model_card_md, config_json]
+    outputs = [card, curves, curves_note, model_card_md, config_json, estimate_md, estimate_button]
     checkpoint.change(model_card, checkpoint, outputs, api_name="model_card")
+    estimate_button.click(model_estimate, checkpoint, estimate_md, api_name="model_estimate")
     upload.upload(add_checkpoint, upload, checkpoint, api_visibility="private")
     return ModelTab(checkpoint=checkpoint, show=model_card, outputs=outputs)

@@ -73,8 +73,11 @@ def _headline(ctx: AppContext, job: Job | None, owner: str) -> str:
     if job.status == "queued":
         position, wait = status["queue_position"], ""
         return f"**Waiting for a free slot** · {what} · {position} in line{wait} (it starts by itself)"
-    accuracy = status["target_accuracy"]
+    accuracy, estimated = status["target_accuracy"], status["estimated_target_accuracy"]
     best_text = f" · target accuracy **{accuracy:.1f}%**" if accuracy is not None else ""
+    if estimated is not None:
+        low, high = status["estimate_interval"]
+        best_text += f" · estimated without labels **{estimated:.1f}%** ({low:.0f}–{high:.0f})"
     if status["best_step"] is not None:
         best_text += f" · best (chosen without target labels): step {status['best_step']}"
     if job.status in ACTIVE:

@@ -3,6 +3,11 @@
 Reports the *last* checkpoint's target accuracy of each run (no model selection with target
 labels), mean ± std over seeds per variant and pair, each variant's average over pairs, and
 whether the paper's order (source_only < dann < tada_local, tada_global < tada) holds.
+Each run also keeps its evaluation records (``history``) and grades the label-free choices
+(:mod:`tada_core.bench.label_free`): the estimate, its interval and the measured accuracy at the
+last and at the selected checkpoint, and the checkpoint each selection criterion would choose, its
+regret against the oracle and its gain over ``last``; the result sums them up over runs
+(``selection``, ``estimation``).
 Runs go to a process pool (one thread each), so ``jobs=2`` uses both cores of a small machine.
 """
 
@@ -17,6 +22,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
+from tada_core.bench.label_free import estimation_table, run_report, selection_table
 from tada_core.config import VARIANTS, TADAConfig
 
 SUITES: dict[str, list[tuple[str, str]]] = {
@@ -51,18 +57,53 @@ def run_one(job: dict) -> dict:
         set_path(data, "train.seed", job["seed"])
         result = train(TADAConfig.from_dict(data))
         history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return run_record(job, history, result.best_step, round(time.time() - started, 1))
+
+
+HISTORY_KEYS = (
+    "step",
+    "target_accuracy",
+    "source_accuracy",
+    "estimated_target_accuracy",
+    "estimate_interval",
+    "estimate_uncertain",
+    "temperature",
+    "estimate_seconds",
+    "scores",
+    "baselines",
+    "select",
+)
+
+
+def run_record(job: dict, history: list[dict], best_step: int, seconds: float) -> dict:
+    """One run's result: last and selected accuracy, the label-free report, the curve and history."""
+    final = history[-1]
     return {
         "variant": job["variant"],
         "source": job["source"],
         "target": job["target"],
         "seed": job["seed"],
-        "target_accuracy": result.final["target_accuracy"],
-        "source_accuracy": result.final["source_accuracy"],
+        "run": f"{job['variant']}_{job['source']}_{job['target']}_s{job['seed']}",
+        "group": f"{job['source']}→{job['target']} {job['variant']}",
+        "target_accuracy": final.get("target_accuracy"),
+        "source_accuracy": final.get("source_accuracy"),
         "oracle_target_accuracy": max(r["target_accuracy"] for r in history),  # chosen with target labels
-        "selected_target_accuracy": next(r["target_accuracy"] for r in history if r["step"] == result.best_step),
-        "best_step": result.best_step,
-        "seconds": round(time.time() - started, 1),
-        "curve": [[r["step"], r["target_accuracy"], r["source_accuracy"]] for r in history],
+        "selected_target_accuracy": next(r["target_accuracy"] for r in history if r["step"] == best_step),
+        "best_step": best_step,
+        "seconds": round(seconds, 1),
+        **run_report(history),
+        "curve": [
+            [r["step"], r["target_accuracy"], r["source_accuracy"], r.get("estimated_target_accuracy")] for r in history
+        ],
+        "history": [{k: r[k] for k in HISTORY_KEYS if k in r} for r in history],
+    }
+
+
+def label_free_summary(runs: list[dict]) -> dict:
+    """The selection and estimation tables over ``runs`` (records of :func:`run_record`)."""
+    return {
+        "selection": selection_table(runs),
+        "estimation": {"last": estimation_table(runs, "last"), "selected": estimation_table(runs, "selected")},
     }
 
 
@@ -148,5 +189,6 @@ def bench_accuracy(
         "settings": settings,
         "minutes": round((time.time() - started) / 60, 1),
         **summarize(runs, pairs, variants),
+        **label_free_summary(runs),
         "runs": sorted(runs, key=lambda r: (r["variant"], r["source"], r["target"], r["seed"])),
     }

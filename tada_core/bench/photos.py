@@ -5,18 +5,24 @@ Each run is what ``tada train --source S --target T --backbone efficientnet_lite
 once and the cache is shared by all runs (the backbone is the same pretrained one for all), so a
 run's wall time as ``tada train`` sees it is ``encode_seconds + its train seconds``. Reports the
 last checkpoint's target accuracy of each run, mean ± std per variant, and the slowest run's
-minutes (the goal: ≤ 3 on 2 CPU cores for 4 classes × 40 photos per domain).
+minutes (the goal: ≤ 3 on 2 CPU cores for 4 classes × 40 photos per domain). Like the accuracy
+benchmark, each run keeps its evaluation records and grades the label-free choices (the estimate
+at the last and the selected checkpoint, the regret of each selection criterion:
+:mod:`tada_core.bench.label_free`), summed up in ``selection`` and ``estimation``.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 
+from tada_core.bench.accuracy import label_free_summary, run_record
 from tada_core.config import TADAConfig
 from tada_core.model import build_model
 from tada_core.training.feature_cache import cache_run_data
@@ -69,12 +75,11 @@ def bench_photos(
                 result = train(
                     _config(variant, source, target, seed, settings, out), data=cached, callbacks=callbacks()
                 )
+                history = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
             seconds = round(time.time() - started, 1)
+            job = {"variant": variant, "source": source, "target": target, "seed": seed}
             record = {
-                "variant": variant,
-                "seed": seed,
-                "target_accuracy": result.final["target_accuracy"],
-                "source_accuracy": result.final["source_accuracy"],
+                **run_record(job, history, result.best_step, seconds),
                 "steps": result.steps,
                 "train_seconds": seconds,
                 "seconds": round(encode_seconds + seconds, 1),
@@ -98,6 +103,7 @@ def bench_photos(
         "threads": torch.get_num_threads(),
         "encode_seconds": encode_seconds,
         "table": table,
+        **label_free_summary(runs),
         "runs": runs,
         "max_minutes": round(max(r["seconds"] for r in runs) / 60, 2),
     }

@@ -14,7 +14,7 @@ import warnings
 
 from tada_core.errors import DataWarning, TadaError
 
-COMMANDS = ("train", "eval", "attention", "tsne", "bench", "data", "app")
+COMMANDS = ("train", "eval", "estimate", "attention", "tsne", "bench", "data", "app")
 
 
 class _Parser(argparse.ArgumentParser):

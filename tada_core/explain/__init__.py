@@ -7,6 +7,7 @@
     shift.py         a checkpoint's shift localiser: stored, cached beside it, or fitted on demand; status
     features.py      pooled features of a domain, t-SNE, proxy A-distance, mean attention of a domain
     domain_stats.py  each domain normalised with its own BatchNorm statistics (as in training)
+    estimate.py      a checkpoint's accuracy on an unlabelled domain, estimated (and the one stored at training)
     familiarity.py   "is this upload far from everything the model was trained on?"
     geometry.py      from the model's square input back to the user's image (resize and crop undone)
     viz.py           overlays, attention and gap figures, PNG encoding (pure: arrays in, images out)

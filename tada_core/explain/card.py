@@ -63,6 +63,7 @@ def model_card(
         f"| target accuracy ({info.target}, {where}) | **{_percent(target)}**"
         + (" (the target has no labels)" if target is None else "")
         + " |",
+        *_estimate_rows(info),
         f"| source accuracy ({info.source}{', held-out part' if cfg.train.source_holdout else ''}) | {_percent(source)} |",
         f"| steps | {info.extra.get('step')} (batch {cfg.train.batch_size} + {cfg.train.batch_size}) |",
         f"| seed | {cfg.train.seed} |",
@@ -81,20 +82,34 @@ def model_card(
     if command:
         text += ["", "Command:", "", f"    {command}"]
     text += ["", f"Verify: `tada eval --checkpoint {name} --domain {info.target}` (needs target labels)"]
+    text += [f"Estimate without labels: `tada estimate --checkpoint {name} --domain {info.target}`"]
     curve = [r for r in history if "step" in r]
     if curve:
         text += [
             "",
             f"Training curve (accuracy in %, evaluated every {cfg.train.eval_every} steps):",
             "",
-            "| step | target | source |",
-            "|---|---|---|",
+            "| step | target | target, estimated without labels | source |",
+            "|---|---|---|---|",
             *(
-                f"| {r['step']} | {_percent(r.get('target_accuracy'))} | {_percent(r.get('source_accuracy'))} |"
+                f"| {r['step']} | {_percent(r.get('target_accuracy'))} | {_percent(r.get('estimated_target_accuracy'))} "
+                f"| {_percent(r.get('source_accuracy'))} |"
                 for r in curve
             ),
         ]
     return "\n".join(text) + "\n"
+
+
+def _estimate_rows(info: CheckpointInfo) -> list[str]:
+    estimate = info.extra.get("estimate")
+    if not isinstance(estimate, dict) or "estimated_accuracy" not in estimate:
+        return []
+    low, high = estimate["interval"]
+    flag = ", uncertain" if estimate.get("uncertain") else ""
+    return [
+        f"| target accuracy estimated without labels (PM-own, last evaluation) | {_percent(estimate['estimated_accuracy'])} "
+        f"(interval {low:.1f}–{high:.1f}{flag}; assumes the target's classes are mixed as in the source) |"
+    ]
 
 
 def _chosen(info: CheckpointInfo, name: str) -> str:

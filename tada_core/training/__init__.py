@@ -5,10 +5,16 @@
     sampling.py        endless, resumable batch streams (split across ranks when distributed)
     resume.py          what ``--resume`` restores and which config changes it refuses
     distributed.py     torchrun / DistributedDataParallel set-up and the all-reduce helpers
-    evaluate.py        accuracy on a labelled domain (target labels are used only here)
-    run_data.py        the run's four views of its data (source/target × train/eval)
+    evaluate.py        a model's outputs on a domain; accuracy on a labelled one (target labels are used only here)
+    run_data.py        the run's four views of its data (source/target × train/eval), the held-out source split
     feature_cache.py   frozen-backbone mode: each image encoded once, the rest trained on the maps
     photo_defaults.py  the defaults that suit a few hundred photos on a CPU
+    selection.py       the label-free criteria that choose ``best`` (default: the estimated target accuracy)
+    batchnorm.py       a copy of a model with a dataset's own BatchNorm statistics (AdaBN)
+    estimator.py       the accuracy estimate without target labels (PM-own): temperature, prior matching
+    ladder.py          the calibration ladder: the held-out source augmented at increasing severity
+    calibration.py     calibrating the estimate on the held-out source and its ladder; estimating on a target
+    baselines.py       AC, DoC, ATC and COT, recorded beside the estimate for comparison
     localiser_fit.py   the shift localiser's MIL fit on frozen tap maps (run after the last step)
 
 May import: ``errors``, ``config``, ``data``, ``model``, ``checkpoint``. Never ``explain``, ``bench``,

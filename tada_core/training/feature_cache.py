@@ -28,7 +28,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from tada_core.data import Domain
 from tada_core.model import TADAModel, TADAOutput
-from tada_core.training.run_data import RunData
+from tada_core.model.inputs import norm_for
+from tada_core.training.calibration import CalibrationSets, ladder_recipe
+from tada_core.training.ladder import AugmentedCopies, Ladder
+from tada_core.training.run_data import RunData, holdout_split
 
 
 class CachedMaps(Dataset):
@@ -84,6 +87,15 @@ def backbone_maps(
     return torch.cat(maps), torch.cat(labels)
 
 
+def ladder_images(model: TADAModel, data: RunData) -> int:
+    """How many augmented images :func:`cache_run_data` encodes for the calibration ladder."""
+    _, held_out = holdout_split(data.source_eval.labels, model.config.train.source_holdout)
+    if not held_out:
+        return 0
+    recipe = ladder_recipe(model.config, len(held_out))
+    return len(held_out) * recipe.copies * len(recipe.severities)
+
+
 def cache_run_data(
     model: TADAModel,
     data: RunData,
@@ -94,7 +106,10 @@ def cache_run_data(
     """The run's four views with every image replaced by its cached backbone map.
 
     Source and target are each encoded once (from their evaluation views); training views flip
-    at random, evaluation views do not. ``on_batch(n)`` is called after every n images.
+    at random, evaluation views do not. The calibration ladder of the accuracy estimate
+    (:mod:`tada_core.training.calibration`) is encoded too: every rung of augmented held-out
+    source images (``model.config.train.source_holdout`` > 0; :func:`ladder_images` of them).
+    ``on_batch(n)`` is called after every n images.
     """
 
     def cached(eval_domain: Domain) -> tuple[Domain, Domain]:
@@ -107,7 +122,36 @@ def cache_run_data(
 
     source, source_eval = cached(data.source_eval)
     target, target_eval = cached(data.target_eval)
-    return RunData(source=source, target=target, source_eval=source_eval, target_eval=target_eval)
+    ladder = None
+    _, held_out = holdout_split(source_eval.labels, model.config.train.source_holdout)
+    if held_out:
+        recipe = ladder_recipe(model.config, len(held_out))
+        norm = norm_for(model.config)
+        rungs = {}
+        for severity in recipe.severities:
+            images = AugmentedCopies(data.source_eval.dataset, held_out, severity, recipe, norm)
+            rungs[severity] = CachedMaps(*backbone_maps(model.backbone, images, device=device, on_batch=on_batch))
+        ladder = Ladder(recipe, rungs)
+    return RunData(source=source, target=target, source_eval=source_eval, target_eval=target_eval, ladder=ladder)
+
+
+def encode_calibration_sets(
+    model: TADAModel, sets: CalibrationSets, *, device: str | torch.device = "cpu"
+) -> CalibrationSets:
+    """``sets`` with every image (held-out, statistics sample, rungs) replaced by its backbone map,
+    for :class:`FrozenBackboneHead` (a frozen checkpoint calibrated after training)."""
+
+    def encode(dataset: Dataset) -> CachedMaps:
+        return CachedMaps(*backbone_maps(model.backbone, dataset, device=device))
+
+    return CalibrationSets(
+        held_out=encode(sets.held_out),
+        statistics=encode(sets.statistics),
+        rungs={severity: encode(rung) for severity, rung in sets.rungs.items()},
+        recipe=sets.recipe,
+        prior=sets.prior,
+        split=sets.split,
+    )
 
 
 class FrozenBackboneHead(nn.Module):

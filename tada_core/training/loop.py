@@ -7,10 +7,12 @@ forward over both (each domain through the network on its own, so that BatchNorm
 batch statistics; ``train.joint_forward`` shares them), builds the variant's losses with λ_p from the
 progress p, and takes an SGD step with lr_p = lr·(1 + α·p)^(−β) (METHOD.md). Every
 ``eval_every`` steps and at the end the model is evaluated on the held-out source and on the target
-(its accuracy is reported only when the target has labels), a line goes to ``metrics.jsonl``, and
-``last.safetensors`` (with what ``--resume`` needs) and, when the label-free selection score
-(:mod:`tada_core.training.selection`, ``train.select``) did not get worse, ``best.safetensors`` are
-written atomically. Target labels never reach the loss, the batches' order or the choice of ``best``. Launched by ``torchrun``
+(its accuracy is reported only when the target has labels), its target accuracy is estimated
+without labels (:mod:`tada_core.training.calibration`: calibrated on the held-out source and its
+augmentation ladder), every label-free criterion is scored, a line goes to ``metrics.jsonl``, and
+``last.safetensors`` (with what ``--resume`` and ``tada estimate`` need) and, when the chosen score
+(:mod:`tada_core.training.selection`, ``train.select``, by default the estimate) did not get
+worse, ``best.safetensors`` are written atomically. Target labels never reach the loss, the batches' order or the choice of ``best``. Launched by ``torchrun``
 the same loop runs DistributedDataParallel (see :mod:`tada_core.training.distributed`); only rank 0 writes.
 With ``train.frozen_backbone`` every image is first encoded once by the (pretrained) backbone and
 the steps run on the cached maps (:mod:`tada_core.training.feature_cache`).
@@ -32,15 +34,24 @@ from tada_core.checkpoint import CheckpointInfo, add_to_checkpoint, read_checkpo
 from tada_core.config import TADAConfig
 from tada_core.errors import ConfigError, TadaError
 from tada_core.model import TADAModel, build_model
+from tada_core.model.inputs import norm_for
 from tada_core.model.localiser import LocaliserError, tap_for
 from tada_core.training import distributed as D
 from tada_core.training import resume as R
-from tada_core.training.evaluate import collect_outputs, subset_for
-from tada_core.training.feature_cache import CachedMaps, FrozenBackboneHead, cache_run_data, training_features
+from tada_core.training.baselines import baseline_estimates
+from tada_core.training.calibration import CalibrationSets, calibrate, calibration_sets, estimate_on, ladder_recipe
+from tada_core.training.evaluate import Outputs, collect_outputs, subset_for
+from tada_core.training.feature_cache import (
+    CachedMaps,
+    FrozenBackboneHead,
+    cache_run_data,
+    ladder_images,
+    training_features,
+)
 from tada_core.training.localiser_fit import FitSettings, fit_for_backbone
 from tada_core.training.run_data import RunData, holdout_split, load_run_data
 from tada_core.training.sampling import BatchStream
-from tada_core.training.selection import check_criterion
+from tada_core.training.selection import ESTIMATE, all_scores, check_criterion
 from tada_core.training.step import amp_settings, build_optimizer, lr_factor, train_step
 
 LOSS_KEYS = ("total", "classification", "global_adversarial", "local_adversarial", "entropy")
@@ -63,6 +74,8 @@ class Run:
     history: list[dict] = field(default_factory=list)
     best_score: float = -math.inf  # the label-free selection score of best.safetensors
     best_step: int = 0
+    calibration: dict | None = None  # of the accuracy estimate, at the last evaluation (checkpoint extra)
+    estimate: dict | None = None  # the estimate on the training target at the last evaluation
 
 
 @dataclass
@@ -109,7 +122,7 @@ def _cache_features(core: TADAModel, data: RunData, device: str, callbacks: Sequ
     core.backbone.requires_grad_(False)
     if isinstance(data.source.dataset, CachedMaps):
         return data
-    total, done = sum(len(d) for d in (data.source_eval, data.target_eval)), 0
+    total, done = sum(len(d) for d in (data.source_eval, data.target_eval)) + ladder_images(core, data), 0
 
     def progress(n: int) -> None:
         nonlocal done
@@ -147,10 +160,26 @@ class _Session:
     optimizer: torch.optim.Optimizer
     streams: list[BatchStream]
     reference: dict[str, torch.Tensor]  # stored in checkpoints for the app's "unfamiliar image" notice
+    calibration_sets: CalibrationSets | None  # what the accuracy estimate is calibrated on (None: no held-out)
     amp_dtype: torch.dtype | None
     scaler: torch.amp.GradScaler | None
     callbacks: Sequence[Callback]
     images: RunData  # the run's data as images (before the frozen-backbone cache), for the shift localiser
+
+
+def _calibration_sets(config: TADAConfig, data: RunData) -> CalibrationSets | None:
+    """The held-out source and its ladder (already encoded in frozen-backbone mode)."""
+    tc = config.train
+    labels = data.source_eval.labels
+    _, held_out = holdout_split(labels, tc.source_holdout)
+    if not held_out:
+        return None
+    recipe, rungs = (
+        (data.ladder.recipe, data.ladder.rungs) if data.ladder else (ladder_recipe(config, len(held_out)), None)
+    )
+    return calibration_sets(
+        data.source_eval.dataset, labels, tc.source_holdout, recipe, norm_for(config), rungs, config.num_classes
+    )
 
 
 def _setup(
@@ -187,9 +216,16 @@ def _setup(
         run.step = int(info.extra["step"])
         run.best_score = float(info.extra.get("best_score", -math.inf))
         run.best_step = int(info.extra.get("best_step", 0))
+        run.calibration, run.estimate = info.extra.get("calibration"), info.extra.get("estimate")
         run.history = R.read_history(out_dir / METRICS, run.step, rewrite=ctx.is_main)
     pin = device.startswith("cuda")
-    trained_on, _ = holdout_split(len(data.source), tc.source_holdout)
+    trained_on, _ = holdout_split(data.source.labels, tc.source_holdout)
+    sets = _calibration_sets(config, data)
+    if sets is None and tc.select == ESTIMATE:
+        raise ConfigError(
+            "train.select=estimate calibrates the accuracy estimate on the held-out source, but "
+            "train.source_holdout is 0; hold some out (--source-holdout 0.1) or choose another --select"
+        )
     streams = [
         BatchStream(dataset, tc.batch_size, tc.seed + k, run.step, tc.workers, ctx.rank, ctx.world, pin)
         for k, dataset in enumerate((Subset(data.source.dataset, trained_on), data.target.dataset))
@@ -207,6 +243,7 @@ def _setup(
         optimizer=optimizer,
         streams=streams,
         reference=training_features(data) if tc.frozen_backbone else {},
+        calibration_sets=sets,
         amp_dtype=amp_dtype,
         scaler=scaler,
         callbacks=callbacks,
@@ -242,17 +279,45 @@ def _step(run: Run, session: _Session) -> dict[str, float]:
     return logs
 
 
+def _estimate(run: Run, session: _Session, source: Outputs, target: Outputs, target_items: list[int]) -> dict:
+    """Calibrate on the held-out source and estimate the target accuracy without its labels
+    (:mod:`tada_core.training.calibration`), with the usual baselines beside it
+    (:mod:`tada_core.training.baselines`); the record's fields ({} without a held-out source)."""
+    if session.calibration_sets is None:
+        return {}
+    started = time.time()
+    kwargs = {"device": session.device, "ctx": session.ctx}
+    calibration = calibrate(session.forward_model, session.calibration_sets, **kwargs)
+    dataset = run.data.target_eval.dataset
+    estimate = estimate_on(session.forward_model, dataset, calibration, target_items, running=target, **kwargs)
+    run.calibration, run.estimate = calibration.to_dict(), estimate.to_dict()
+    return {
+        "estimated_target_accuracy": estimate.estimated_accuracy,
+        "estimate_interval": estimate.interval,
+        "estimate_uncertain": estimate.uncertain,
+        "temperature": round(calibration.temperature, 4),
+        "estimate_seconds": round(time.time() - started, 2),
+        "baselines": {
+            name: round(value, 2)
+            for name, value in baseline_estimates(source, target, torch.tensor(session.calibration_sets.prior)).items()
+        },
+    }
+
+
 def _evaluate_and_save(run: Run, session: _Session, running: dict[str, list[float]], started: float) -> dict:
-    """Evaluate on the held-out source and the target, score the checkpoint without target labels,
-    append the record to ``metrics.jsonl``, write ``last`` (with the resume state) and, when the
-    score did not get worse, ``best``; notify callbacks."""
+    """Evaluate on the held-out source and the target, estimate the target accuracy, score the
+    checkpoint by every label-free criterion, append the record to ``metrics.jsonl``, write
+    ``last`` (with the resume state and the estimate's calibration) and, when the chosen score did
+    not get worse, ``best``; notify callbacks."""
     data, ctx, tc = run.data, session.ctx, run.config.train
-    _, held_out = holdout_split(len(data.source_eval), tc.source_holdout)
+    _, held_out = holdout_split(data.source_eval.labels, tc.source_holdout)
     kwargs = {"device": session.device, "ctx": ctx}
     source = collect_outputs(session.forward_model, data.source_eval.dataset, held_out or None, **kwargs)
     target_items = subset_for(data.target_eval.dataset, tc.eval_max)
     target = collect_outputs(session.forward_model, data.target_eval.dataset, target_items, **kwargs)
-    score = check_criterion(tc.select)(source, target)
+    estimated = _estimate(run, session, source, target, target_items)
+    scores = all_scores(source, target, estimated.get("estimated_target_accuracy"))
+    score = scores[tc.select]
     sums = D.all_reduce_sum(torch.tensor([[sum(running.get(k, [])), len(running.get(k, []))] for k in LOSS_KEYS]), ctx)
     record = {"step": run.step, "source_accuracy": source.accuracy()}
     if target.labelled:  # reported, never used to choose
@@ -261,9 +326,11 @@ def _evaluate_and_save(run: Run, session: _Session, running: dict[str, list[floa
     if improved:
         run.best_score, run.best_step = score, run.step
     record |= {
+        **estimated,
         **{k: round(s / n, 5) for k, (s, n) in zip(LOSS_KEYS, sums.tolist(), strict=True) if n},
         "select": tc.select,
         "select_score": round(score, 6),
+        "scores": {name: round(value, 6) for name, value in scores.items()},
         "best_step": run.best_step,
         "seconds": round(time.time() - started, 2),
     }
@@ -290,6 +357,8 @@ def _save_last(run: Run, session: _Session, record: dict) -> CheckpointInfo:
         "iters": tc.iters,
         "world_size": session.ctx.world,
     }
+    if run.calibration is not None:  # `tada estimate` then needs no source images
+        extra |= {"calibration": run.calibration, "estimate": run.estimate}
     info = CheckpointInfo(run.config, run.data.class_names, tc.source, tc.target, record, extra)
     state = {**R.optimizer_tensors(session.optimizer), "rng.torch": torch.get_rng_state()}
     save_checkpoint(run.out_dir / LAST, run.model, info, {**state, **session.reference})

@@ -7,7 +7,7 @@ the source (``train.source_holdout``, 10 % by default) is held out of training: 
 label-free validation set on which ``best`` is chosen and the accuracy estimator is calibrated.
 
     >>> data = load_run_data(config)
-    >>> train_part, held_out = holdout_split(len(data.source), config.train.source_holdout)
+    >>> train_part, held_out = holdout_split(data.source.labels, config.train.source_holdout)
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from tada_core.config import TADAConfig
 from tada_core.data import Domain, check_same_classes, load_domain
 from tada_core.errors import DataError, DataWarning
 from tada_core.model.inputs import image_size_for, norm_for
+from tada_core.training.ladder import Ladder
 
 MIN_TARGET_IMAGES = 10
 SPLIT_SEED = 0  # the held-out part of a source is the same for every training seed
@@ -32,21 +33,33 @@ class RunData:
     target: Domain
     source_eval: Domain  # test transform
     target_eval: Domain
+    ladder: Ladder | None = None  # calibration rungs already encoded (frozen backbone); else made on demand
 
     @property
     def class_names(self) -> list[str]:
         return self.source.class_names  # type: ignore[return-value]  (a source is always labelled)
 
 
-def holdout_split(n: int, fraction: float) -> tuple[list[int], list[int]]:
-    """Indices ``(train, held_out)`` of a source of ``n`` images, ``round(fraction·n)`` held out
-    (at least one when ``fraction > 0`` and ``n ≥ 2``), drawn with a fixed seed; sorted."""
-    held = round(fraction * n)
-    if fraction > 0 and held == 0 and n >= 2:
-        held = 1
-    held = min(held, n - 1)
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED)).tolist()
-    return sorted(order[held:]), sorted(order[:held])
+def holdout_split(labels: torch.Tensor, fraction: float) -> tuple[list[int], list[int]]:
+    """Indices ``(train, held_out)`` of a source with these ``labels`` (int64 (N,)); sorted.
+
+    Class-stratified: of the n_c images of class c, h_c = round(fraction·n_c) are held out, at
+    least one when ``fraction > 0``, and never all of them (h_c ≤ n_c − 1, so a class of one image
+    is only trained on). Drawn with a fixed seed (:data:`SPLIT_SEED`), independent of the training
+    seed: every run on a source holds out the same images, and a checkpoint's split can be
+    recomputed from its config alone.
+    """
+    labels = torch.as_tensor(labels, dtype=torch.long)
+    if fraction <= 0:
+        return list(range(len(labels))), []
+    generator = torch.Generator().manual_seed(SPLIT_SEED)
+    held: list[int] = []
+    for c in torch.unique(labels).tolist():  # ascending classes: the draws do not depend on item order
+        members = torch.nonzero(labels == c).flatten()
+        count = min(max(1, round(fraction * len(members))), len(members) - 1)
+        held += members[torch.randperm(len(members), generator=generator)[:count]].tolist()
+    held_set = set(held)
+    return [i for i in range(len(labels)) if i not in held_set], sorted(held)
 
 
 def load_run_data(config: TADAConfig, data_root: str | None = None) -> RunData:

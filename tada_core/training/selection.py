@@ -15,7 +15,12 @@ better; the run keeps the checkpoint with the highest score (later ones win ties
 * ``dev`` — deep embedded validation (You et al., ICML 2019): the held-out source loss weighted
   by the density ratio p(target | z) / p(source | z) of a logistic domain classifier on the
   features z (cross-fitted in two halves), with the control variate; score = −DEV.
+* ``estimate`` (the default) — the estimated target accuracy (PM-own,
+  :mod:`tada_core.training.estimator`): needs the held-out source to calibrate it.
 
+SND and DEV read a fixed, seeded sample of at most 2,000 target items (the target may be sorted
+by class). :func:`all_scores` computes every criterion from the same outputs, so each evaluation
+records them all (``metrics.jsonl`` ``scores``) and the benchmarks can compare them afterwards.
 docs/RESULTS.md compares them with the oracle and with ``last`` on the digits suite and the photo
 pairs; the default (``train.select``) is the best label-free one measured there.
 """
@@ -32,6 +37,16 @@ from tada_core.errors import ConfigError
 from tada_core.training.evaluate import Outputs
 
 Criterion = Callable[[Outputs, Outputs], float]
+ESTIMATE = "estimate"
+MAX_TARGET_ITEMS = 2000
+
+
+def _sample(target: Outputs, max_items: int = MAX_TARGET_ITEMS) -> Outputs:
+    """A fixed, seeded random sample of at most ``max_items`` rows of ``target``."""
+    if len(target.logits) <= max_items:
+        return target
+    rows = torch.randperm(len(target.logits), generator=torch.Generator().manual_seed(0))[:max_items]
+    return Outputs(target.logits[rows], target.features[rows], target.labels[rows])
 
 
 def _entropy(probs: torch.Tensor) -> torch.Tensor:
@@ -54,7 +69,7 @@ def information_maximisation(source: Outputs, target: Outputs) -> float:
 def soft_neighbourhood_density(
     source: Outputs, target: Outputs, temperature: float = 0.05, max_items: int = 2000
 ) -> float:
-    probs = F.normalize(target.logits[:max_items].softmax(1), dim=1)  # (N, C); N² similarities at most 2000²
+    probs = F.normalize(_sample(target, max_items).logits.softmax(1), dim=1)  # (N, C); N² similarities at most 2000²
     similarity = probs @ probs.T / temperature  # (N, N)
     similarity.fill_diagonal_(float("-inf"))
     return float(_entropy(similarity.softmax(dim=1)).mean())
@@ -63,7 +78,7 @@ def soft_neighbourhood_density(
 def deep_embedded_validation(source: Outputs, target: Outputs) -> float:
     from sklearn.linear_model import LogisticRegression
 
-    zs, zt = source.features.numpy(), target.features.numpy()
+    zs, zt = source.features.numpy(), _sample(target).features.numpy()
     losses = F.cross_entropy(source.logits, source.labels, reduction="none").numpy()
     x = np.concatenate([zs, zt])
     y = np.concatenate([np.zeros(len(zs)), np.ones(len(zt))])
@@ -90,8 +105,19 @@ CRITERIA: dict[str, Criterion] = {
 }
 
 
-def check_criterion(name: str) -> Criterion:
-    """The criterion called ``name``; ConfigError naming the choices otherwise."""
-    if name not in CRITERIA:
-        raise ConfigError(f"unknown selection criterion {name!r} (train.select); choose one of {', '.join(CRITERIA)}")
-    return CRITERIA[name]
+CHOICES = (*CRITERIA, ESTIMATE)
+
+
+def check_criterion(name: str) -> str:
+    """``name`` when it is a criterion (one of :data:`CHOICES`); ConfigError naming them otherwise."""
+    if name not in CHOICES:
+        raise ConfigError(f"unknown selection criterion {name!r} (train.select); choose one of {', '.join(CHOICES)}")
+    return name
+
+
+def all_scores(source: Outputs, target: Outputs, estimated: float | None = None) -> dict[str, float]:
+    """Every criterion's score of one evaluation (higher is better); ``estimate`` when given."""
+    scores = {name: float(criterion(source, target)) for name, criterion in CRITERIA.items()}
+    if estimated is not None:
+        scores[ESTIMATE] = float(estimated)
+    return scores

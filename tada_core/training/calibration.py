@@ -1,0 +1,183 @@
+"""Calibrating the accuracy estimate on the held-out source, and estimating on a target.
+
+Every set is evaluated with its *own* BatchNorm statistics, as training normalised each domain
+(:mod:`tada_core.training.batchnorm`): the held-out source with those of source images the model
+trained on (the held-out part alone is small), each ladder rung and the target with their own.
+
+    sets = calibration_sets(source_dataset, source_labels, fraction=0.1, recipe=…, norm=…)
+    calibration = calibrate(model, sets)                       # T, T_k, the source prior, the recipe
+    result = estimate_on(model, target_dataset, calibration)   # an Estimate, in %
+
+Calibration (:func:`calibrate`): the rungs R_0 = held-out source, R_s = its augmented copies at
+severity s = 1, 2, … (:mod:`tada_core.training.ladder`), stopping after the first rung whose
+accuracy is below ``recipe.stop_accuracy``; T fitted on all rungs pooled, T_k on each
+(:mod:`tada_core.training.estimator` has the math). The model is any module returning a
+``TADAOutput``: a :class:`~tada_core.model.TADAModel` on images or a
+:class:`~tada_core.training.feature_cache.FrozenBackboneHead` on cached maps (then every set
+holds cached maps). Nothing here draws from the global RNG.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import Dataset, Subset
+
+from tada_core.config import TADAConfig
+from tada_core.data.transforms import Norm
+from tada_core.model.inputs import image_size_for
+from tada_core.training.batchnorm import with_domain_statistics
+from tada_core.training.distributed import DistContext
+from tada_core.training.estimator import Calibration, Estimate, estimate, fit_temperature
+from tada_core.training.evaluate import Outputs, collect_outputs
+from tada_core.training.ladder import AugmentedCopies, LadderRecipe, recipe_for
+from tada_core.training.run_data import SPLIT_SEED, holdout_split
+
+STATISTICS_ITEMS = 1000  # a seeded sample of at most this many images gives a set's BatchNorm statistics
+FROZEN_COPIES = 4  # frozen backbone: each rung is encoded once at caching time, so fewer copies
+
+
+def ladder_recipe(config: TADAConfig, held_out: int) -> LadderRecipe:
+    """The ladder recipe of a run whose source holds out ``held_out`` images."""
+    max_copies = FROZEN_COPIES if config.train.frozen_backbone else 8
+    return recipe_for(image_size_for(config), held_out, max_copies=max_copies)
+
+
+@dataclass
+class CalibrationSets:
+    """The labelled source sets a calibration runs on.
+
+    Attributes:
+        held_out: the held-out source (never trained on).
+        statistics: source images the model trained on (≤ :data:`STATISTICS_ITEMS`), whose
+            BatchNorm statistics stand for the source's when the held-out part is evaluated.
+        rungs: severity → the augmented held-out source (images, or cached maps in frozen mode).
+        recipe: how the rungs were made.
+        prior: the source's class frequencies (sum 1).
+        split: how the held-out part was drawn (stored in the checkpoint).
+    """
+
+    held_out: Dataset
+    statistics: Dataset
+    rungs: dict[int, Dataset]
+    recipe: LadderRecipe
+    prior: list[float]
+    split: dict
+
+
+def seeded_sample(count: int, max_items: int, seed: int = 0) -> list[int]:
+    """Positions of a fixed random sample of ``min(count, max_items)`` of ``range(count)``, sorted."""
+    if count <= max_items:
+        return list(range(count))
+    return sorted(torch.randperm(count, generator=torch.Generator().manual_seed(seed))[:max_items].tolist())
+
+
+def calibration_sets(
+    source: Dataset,
+    labels: torch.Tensor,
+    fraction: float,
+    recipe: LadderRecipe,
+    norm: Norm,
+    rungs: dict[int, Dataset] | None = None,
+    num_classes: int | None = None,
+) -> CalibrationSets | None:
+    """The calibration sets of a source (its evaluation view) with these ``labels``; None when
+    nothing is held out (``fraction`` 0).
+
+    ``rungs`` already made (cached maps in frozen-backbone mode) are used as they are; otherwise
+    each is an :class:`~tada_core.training.ladder.AugmentedCopies` of ``source`` made on demand.
+    """
+    labels = torch.as_tensor(labels, dtype=torch.long)
+    trained_on, held_out = holdout_split(labels, fraction)
+    if not held_out:
+        return None
+    counts = torch.bincount(labels, minlength=num_classes or int(labels.max()) + 1).double()
+    sample = [trained_on[i] for i in seeded_sample(len(trained_on), STATISTICS_ITEMS)]
+    return CalibrationSets(
+        held_out=Subset(source, held_out),
+        statistics=Subset(source, sample),
+        rungs=rungs
+        if rungs is not None
+        else {s: AugmentedCopies(source, held_out, s, recipe, norm) for s in recipe.severities},
+        recipe=recipe,
+        prior=(counts / counts.sum()).tolist(),
+        split={"fraction": fraction, "seed": SPLIT_SEED, "stratified": True, "size": len(held_out)},
+    )
+
+
+def own_outputs(
+    model: torch.nn.Module,
+    dataset: Dataset,
+    indices: Sequence[int] | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    ctx: DistContext | None = None,
+) -> Outputs:
+    """``model``'s outputs on ``dataset[indices]`` with the BatchNorm statistics of (a seeded sample
+    of at most :data:`STATISTICS_ITEMS` of) those items."""
+    items = list(range(len(dataset))) if indices is None else list(indices)
+    sample = Subset(dataset, [items[i] for i in seeded_sample(len(items), STATISTICS_ITEMS)])
+    adapted = with_domain_statistics(model, sample)
+    return collect_outputs(adapted, dataset, items, device=device, ctx=ctx)
+
+
+def _accuracy(out: Outputs) -> float:
+    return 100.0 * float((out.logits.argmax(1) == out.labels).double().mean())
+
+
+def calibrate(
+    model: torch.nn.Module,
+    sets: CalibrationSets,
+    *,
+    device: str | torch.device = "cpu",
+    ctx: DistContext | None = None,
+) -> Calibration:
+    """Fit T (all rungs pooled) and T_k (each rung) with every set's own BatchNorm statistics.
+
+    Cost: one pass over ``sets.statistics`` and the held-out part, then two passes (statistics,
+    prediction) over each rung until the ladder stops.
+    """
+    kwargs = {"device": device, "ctx": ctx}
+    source_model = with_domain_statistics(model, sets.statistics)
+    rungs = [("held-out", collect_outputs(source_model, sets.held_out, **kwargs))]
+    for severity in sets.recipe.severities:
+        out = own_outputs(model, sets.rungs[severity], **kwargs)
+        rungs.append((f"severity {severity}", out))
+        if _accuracy(out) < sets.recipe.stop_accuracy:
+            break
+    logits = torch.cat([out.logits for _, out in rungs])
+    labels = torch.cat([out.labels for _, out in rungs])
+    return Calibration(
+        temperature=fit_temperature(logits, labels),
+        rung_temperatures=[fit_temperature(out.logits, out.labels) for _, out in rungs],
+        rung_names=[name for name, _ in rungs],
+        rung_accuracies=[round(_accuracy(out), 2) for _, out in rungs],
+        rung_sizes=[len(out.labels) for _, out in rungs],
+        source_prior=sets.prior,
+        ladder=sets.recipe.to_dict(),
+        split=sets.split,
+    )
+
+
+def estimate_on(
+    model: torch.nn.Module,
+    dataset: Dataset,
+    calibration: Calibration,
+    indices: Sequence[int] | None = None,
+    *,
+    running: Outputs | None = None,
+    device: str | torch.device = "cpu",
+    ctx: DistContext | None = None,
+) -> Estimate:
+    """The PM-own estimate of ``model``'s accuracy on ``dataset[indices]`` (labels never read).
+
+    ``running``: the model's outputs there with its running statistics (the deployed predictions
+    ŷ), when already computed; otherwise computed here.
+    """
+    kwargs = {"device": device, "ctx": ctx}
+    if running is None:
+        running = collect_outputs(model, dataset, indices, **kwargs)
+    own = own_outputs(model, dataset, indices, **kwargs)
+    return estimate(own.logits, running.logits.argmax(1), calibration)
