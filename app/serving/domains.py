@@ -129,7 +129,10 @@ class DomainCatalog:
                 "the data root (the server's --data-root) and zips uploaded on the Train tab"
             )
         if not is_dir:
-            names = ", ".join(self.builtins())
+            builtins = [n for n in self.builtins() if not n.startswith("shift-")]  # the 16 shift domains: one pattern
+            names = ", ".join(builtins) + (
+                ", shift-<kind>[-control]-source/-target" if len(builtins) < len(self.builtins()) else ""
+            )
             raise DataError(
                 f"'{shown}' is neither a built-in domain ({names}) nor a folder in {where}; "
                 "give a folder (class sub-folders, or just images for a target) relative to it"

@@ -317,7 +317,7 @@ def _evaluate_and_save(run: Run, session: _Session, running: dict[str, list[floa
     target = collect_outputs(session.forward_model, data.target_eval.dataset, target_items, **kwargs)
     estimated = _estimate(run, session, source, target, target_items)
     scores = all_scores(source, target, estimated.get("estimated_target_accuracy"))
-    score = scores[tc.select]
+    score = scores.get(tc.select, -math.inf)  # absent when it cannot be computed (e.g. DEV on 1 image)
     sums = D.all_reduce_sum(torch.tensor([[sum(running.get(k, [])), len(running.get(k, []))] for k in LOSS_KEYS]), ctx)
     record = {"step": run.step, "source_accuracy": source.accuracy()}
     if target.labelled:  # reported, never used to choose
@@ -329,7 +329,7 @@ def _evaluate_and_save(run: Run, session: _Session, running: dict[str, list[floa
         **estimated,
         **{k: round(s / n, 5) for k, (s, n) in zip(LOSS_KEYS, sums.tolist(), strict=True) if n},
         "select": tc.select,
-        "select_score": round(score, 6),
+        "select_score": round(score, 6) if math.isfinite(score) else None,
         "scores": {name: round(value, 6) for name, value in scores.items()},
         "best_step": run.best_step,
         "seconds": round(time.time() - started, 2),

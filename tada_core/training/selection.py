@@ -27,6 +27,7 @@ pairs; the default (``train.select``) is the best label-free one measured there.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -79,10 +80,12 @@ def deep_embedded_validation(source: Outputs, target: Outputs) -> float:
     from sklearn.linear_model import LogisticRegression
 
     zs, zt = source.features.numpy(), _sample(target).features.numpy()
+    if len(zs) < 2 or len(zt) < 2:  # a domain classifier needs both domains in each of the two folds
+        return float("nan")
     losses = F.cross_entropy(source.logits, source.labels, reduction="none").numpy()
     x = np.concatenate([zs, zt])
     y = np.concatenate([np.zeros(len(zs)), np.ones(len(zt))])
-    folds = np.arange(len(x)) % 2
+    folds = np.concatenate([np.arange(len(zs)) % 2, np.arange(len(zt)) % 2])  # both domains in each fold
     p_target = np.empty(len(zs))
     for fold in (0, 1):
         fit, held = folds != fold, folds[: len(zs)] == fold
@@ -116,8 +119,12 @@ def check_criterion(name: str) -> str:
 
 
 def all_scores(source: Outputs, target: Outputs, estimated: float | None = None) -> dict[str, float]:
-    """Every criterion's score of one evaluation (higher is better); ``estimate`` when given."""
+    """Every criterion's score of one evaluation (higher is better); ``estimate`` when given.
+
+    A criterion that cannot be computed on these outputs (NaN: DEV needs two images per domain) is left out.
+    """
     scores = {name: float(criterion(source, target)) for name, criterion in CRITERIA.items()}
+    scores = {name: value for name, value in scores.items() if math.isfinite(value)}
     if estimated is not None:
         scores[ESTIMATE] = float(estimated)
     return scores
