@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 
 import matplotlib
 import numpy as np
+from PIL import Image
 
 from app.serving.images import png_bytes
 from tada_core.explain.result import AttentionResult, view_grid
@@ -27,8 +29,20 @@ NO_LOCAL = {
 }
 
 
+INLINE_MAX_SIDE = 512  # inline report images are at most this long; the gallery keeps the full size
+GRID_TABLE_MAX_CELLS = 14 * 14  # finer maps (the 56×56 shift view) get a summary instead of a table
+
+
 def data_uri(array: np.ndarray) -> str:
-    return "data:image/png;base64," + base64.b64encode(png_bytes(array)).decode("ascii")
+    """An image as a data URI: PNG up to 256 px (sharp digits), else JPEG at most
+    :data:`INLINE_MAX_SIDE` px long (a 1024 px photo overlay would be megabytes of PNG in every report)."""
+    if max(array.shape[:2]) <= 256:
+        return "data:image/png;base64," + base64.b64encode(png_bytes(array)).decode("ascii")
+    image = Image.fromarray(np.ascontiguousarray(array))
+    image.thumbnail((INLINE_MAX_SIDE, INLINE_MAX_SIDE), Image.BILINEAR)
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=88)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def _rgb(color) -> str:
@@ -50,9 +64,16 @@ def colorbar_html(cmap: str, low: str = "0", high: str = "1", label: str = "loca
 def grid_html(
     grid: np.ndarray, cmap: str = "jet", value_range: tuple[float, float] = (0.0, 1.0), name: str = "w"
 ) -> str:
-    """The h×w grid of a view as a table of coloured cells with their values, coloured over ``value_range``."""
+    """The h×w grid of a view as a table of coloured cells with their values, coloured over
+    ``value_range``; a grid finer than 14×14 as one line (its size, mean and maximum)."""
     lo, hi = value_range
     values = np.asarray(grid, dtype=float)
+    if values.size > GRID_TABLE_MAX_CELLS:
+        h, w = values.shape
+        return (
+            f'<div class="tada-grid-summary">{html.escape(name)}: {h}×{w} map, mean {values.mean():.3f}, '
+            f"max {values.max():.3f}</div>"
+        )
     decimals = 3 if float(np.abs(values).max()) < 0.1 else 2  # a fooled discriminator's w stays readable
     table = colormap_table(cmap)  # (N, 3) RGB in [0, 1]: the colour of t is table[min(floor(t·N), N − 1)]
     index = np.minimum((np.clip((values - lo) / (hi - lo), 0.0, 1.0) * len(table)).astype(np.intp), len(table) - 1)
@@ -105,13 +126,17 @@ def model_block_html(
     options: dict,
     value_range: tuple[float, float] | None,
     gap_note: str | None = None,
+    shift_note: str | None = None,
 ) -> str:
     """One checkpoint's view of one image: overlay of ``options["view"]`` (or a note why there is
     none), the grid with its values, the prediction."""
     view = options["view"]
     values = view_grid(result, view)
     if values is None or value_range is None:
-        if view == "gap":
+        if view == "shift":
+            why = shift_note or "no shift localiser for this checkpoint"
+            note = f"<b>No shift map</b><br>{html.escape(why)}"
+        elif view == "gap":
             why = gap_note or "no domain-gap probes for this checkpoint"
             note = f"<b>No domain-gap map</b><br>{html.escape(why)}"
         else:
@@ -175,6 +200,10 @@ CSS = """
 .tada-model-row { display: flex; gap: 12px; align-items: flex-start; flex-wrap: wrap; }
 .tada-fig { margin: 0; text-align: center; }
 .tada-fig img { width: 160px; height: 160px; image-rendering: pixelated; border-radius: 6px; display: block; }
+.tada-fig img.tada-overlay { width: auto; height: auto; max-width: 320px; max-height: 320px; min-width: 160px;
+  image-rendering: auto; }
+.tada-grid-summary { font-size: 0.8em; opacity: 0.8; max-width: 160px; }
+.tada-estimate { font-size: 0.9em; opacity: 0.85; }
 .tada-fig figcaption { font-size: 0.72em; opacity: 0.75; max-width: 170px; margin-top: 3px; }
 .tada-none { width: 160px; height: 160px; box-sizing: border-box; border: 2px dashed var(--border-color-primary);
   border-radius: 6px; padding: 10px; font-size: 0.78em; line-height: 1.35; display: flex; align-items: center; }

@@ -25,7 +25,7 @@ from gradio_http import HttpAttentionClient  # scripts/, beside this file
 
 from app.main import SESSION_CAPACITY, build_app, launch
 from app.serving.context import example_images
-from app.tabs.attention import DEFAULT_VIEW
+from app.tabs.attention_report import DEFAULT_VIEW
 from app.ui import NONE
 
 

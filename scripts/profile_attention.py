@@ -43,7 +43,7 @@ from app.render import card_html, model_block_html
 from app.serving.checkpoints import load_model
 from app.serving.context import AppContext
 from app.serving.jobs import JobManager
-from app.tabs.attention import TOP_K, _probes, attention_report, read_uploads
+from app.tabs.attention_report import TOP_K, _probes, attention_report, read_uploads
 from tada_core.explain.inference import predict_attention
 from tada_core.explain.result import view_grid
 from tada_core.explain.views import value_ranges
@@ -74,9 +74,9 @@ def stages(ctx: AppContext, names: list[str], files: dict[str, list[str]], repea
     """Median milliseconds of each stage of one request."""
     images = read_uploads(files["source"], "source") + read_uploads(files["target"], "target")
     pictures = [im for _, im in images]
-    paths = [ctx.registry.resolve(n).path for n in names]
-    models = [load_model(path) for path in paths]
-    probes = [_probes(ctx, path) for path in paths]  # fitted once per checkpoint, then cached
+    entries = [ctx.registry.resolve(n) for n in names]
+    models = [load_model(entry.path) for entry in entries]
+    probes = [_probes(ctx, entry) for entry in entries]  # fitted once per checkpoint, then cached
     results = [
         predict_attention(m, i, pictures, top_k=TOP_K, probes=p) for (m, i), (p, _) in zip(models, probes, strict=True)
     ]

@@ -74,6 +74,24 @@ def screenshot(page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
+def test_page_opens_on_a_result_with_thumbnails(page):
+    page.wait_for_selector("#attention-report .tada-card")  # no button pressed yet
+    assert page.locator("#attention-report img.tada-overlay").count() >= 2
+    assert page.locator("#attention-source-thumbs img").count() >= 1
+    assert page.locator("#attention-target-thumbs img").count() >= 1
+
+
+def test_shift_examples_light_up_the_planted_label(page):
+    if not (SHIPPED_DIR / "tada_shift_text.safetensors").is_file():
+        pytest.skip("needs the shipped shift model")
+    page.locator("#attention-shift-examples").click()
+    page.wait_for_selector("#attention-report .tada-card-head:has-text('target_person.png')")
+    report = page.locator("#attention-report").inner_text()
+    assert "tada_shift_text" in report and "No shift map" not in report
+    assert page.locator("#attention-view input[value=shift]").is_checked()
+    screenshot(page, "attention_shift")
+
+
 def test_attention_upload_shows_overlay(page):
     examples = example_images()
     page.locator("#attention-clear").click()

@@ -28,7 +28,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 import app.serving.domains
-import app.tabs.attention
+import app.tabs.attention_report
 import tada_core.data.archives
 from app.main import build_app, launch
 from app.serving.checkpoints import load_model
@@ -188,7 +188,7 @@ def _noise_png(path: Path) -> None:
 def test_bad_uploads_give_a_clear_message_and_the_next_request_works(
     server, tmp_path, monkeypatch, name, make, message
 ):
-    monkeypatch.setattr(app.tabs.attention, "MAX_UPLOAD_BYTES", 2**20)  # the noise PNG is ~1.4 MiB
+    monkeypatch.setattr(app.tabs.attention_report, "MAX_UPLOAD_BYTES", 2**20)  # the noise PNG is ~1.4 MiB
     path = tmp_path / name
     make(path)
     with pytest.raises(AppError, match=f"source image '{name}': .*{message}"):

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from app.serving.context import AppContext
-from app.tabs.attention import attention_report
+from app.tabs.attention_report import attention_report
 from app.ui import NONE
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,44 +2,49 @@
 
 API ``/attention``: ``(checkpoint, compare_with, source_files, target_files, colormap, alpha,
 mode, view, scale)`` → ``(report HTML, overlay PNG gallery, values JSON)``. ``compare_with`` is a
-second checkpoint name or ``"(none)"``; ``view`` is ``attention``, ``transferability`` or ``gap``
-(default ``attention``: the one that shows structure on every example of the shipped model. Its
-region discriminators are nearly fooled, so w is small, 0–0.04, but it varies across the regions
-of each image; the domain gap saturates at P(target) ≈ 1 in every region of most MNIST-M images,
-because the frozen region features still separate the domains everywhere); ``scale`` is ``shared`` (one range fitted to every map of the
-request, the default), ``fixed`` or ``image``. The JSON holds, per image and checkpoint, the
-prediction, top-k, the grid w (h×w, in [0, 1], or null), the grids of all three views, the colour
-range used, m, P(source) and ``unfamiliar``: null, or why the image is far from what that
-checkpoint was trained on (:mod:`tada_core.explain.familiarity`).
+second checkpoint name or ``"(none)"``; ``view`` is ``shift`` (where the target differs: the shared
+region scorer of :mod:`tada_core.explain.shift`, the only view that meets the localisation goal on the
+benchmark), ``gap``, ``attention`` or ``transferability``; the page picks each checkpoint's default
+view (:func:`app.serving.shift.default_view_for`) when the checkpoint changes. ``scale`` is
+``shared`` (one range fitted to every map of the request, the default), ``fixed`` or ``image``. The
+JSON holds, per image and checkpoint, the prediction, top-k, the grid w (h×w, in [0, 1], or null),
+the grids of every view it computed (the gap probes run only for the gap view; the shift view
+whenever its localiser is ready), the colour range used, m, P(source) and ``unfamiliar``: null, or why the
+image is far from what that checkpoint was trained on (:mod:`tada_core.explain.familiarity`).
+
+The page (not the API) also outlines the planted artefact of the shift examples when "ground truth"
+is ticked (:mod:`app.serving.ground_truth`), shows the inputs as thumbnails, opens on the result of
+the example images, and names the checkpoint's label-free accuracy estimate above the report.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import gradio as gr
-from PIL import Image
 
-from app.render import COLORMAPS, card_html, colorbar_html, message_html, model_block_html
-from app.serving.checkpoints import load_model
+from app.render import COLORMAPS, message_html
 from app.serving.context import AppContext
-from app.serving.familiarity import upload_notes
+from app.serving.estimates import estimate_line_for
+from app.serving.shift import default_view_for
 from app.serving.uploads import file_paths
+from app.tabs.attention_report import (
+    DEFAULT_VIEW,
+    attention_report,
+    photo_checkpoint,
+    photo_examples,
+    shift_checkpoint,
+    shift_examples,
+)
 from app.ui import NONE, checkpoint_dropdown, owner_of, user_errors
-from tada_core.data import load_image
-from tada_core.errors import DataError
-from tada_core.explain.gap import GapError, RegionProbes, checkpoint_gap
-from tada_core.explain.inference import predict_attention
-from tada_core.explain.result import view_grid
-from tada_core.explain.views import SCALE_NAMES, VIEWS, check_view, range_text, value_ranges
-from tada_core.explain.viz import overlay_view
+from tada_core.errors import TadaError
 
-PHOTO_EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples" / "photos"
-MAX_IMAGES = 16  # per role
-MAX_UPLOAD_BYTES = 50 * 2**20
-TOP_K = 5
-DEFAULT_VIEW = "attention"
+VIEW_CHOICES = [
+    ("where the target differs (shift)", "shift"),
+    ("domain gap: probe P(target)", "gap"),
+    ("attention w", "attention"),
+    ("transferability 1 − w", "transferability"),
+]
 
 
 @dataclass
@@ -48,137 +53,57 @@ class AttentionTab:
     compare: gr.Dropdown
 
 
-def photo_examples(folder: Path = PHOTO_EXAMPLES_DIR) -> dict[str, list[str]]:
-    """The photo-pair example JPEGs by role (``source_<class>.jpg``, ``target_<class>.jpg``)."""
-    return {role: [str(p) for p in sorted(folder.glob(f"{role}_*.jpg"))] for role in ("source", "target")}
-
-
-def photo_checkpoint(names: list[str]) -> str | None:
-    """The first checkpoint trained on the photo pair (its name mentions photos), if any."""
-    return next((n for n in names if "photos" in n and not n.startswith("source_only")), None)
-
-
-def read_uploads(paths: list[str], role: str) -> list[tuple[str, Image.Image]]:
-    """Decode uploaded images; a clear DataError names the file that is not an image."""
-    if len(paths) > MAX_IMAGES:
-        raise DataError(f"{len(paths)} {role} images uploaded; the app shows at most {MAX_IMAGES} per domain")
-    images = []
-    for path in paths:
-        name = Path(path).name
-        try:
-            if Path(path).stat().st_size > MAX_UPLOAD_BYTES:
-                raise DataError(f"it is larger than {MAX_UPLOAD_BYTES // 2**20} MiB; upload a smaller PNG or JPEG")
-            images.append((name, load_image(Path(path).read_bytes())))
-        except DataError as err:
-            raise DataError(f"{role} image '{name}': {err}") from None
-        except OSError as err:
-            raise DataError(f"{role} image '{name}' cannot be read ({err.strerror})") from None
-    return images
-
-
-def _probes(ctx: AppContext, path: Path) -> tuple[RegionProbes | None, str | None]:
-    """The checkpoint's domain-gap probes (fitted once, then cached), or None and why not."""
+def _opening(ctx: AppContext, checkpoint: str | None, compare: str, view: str) -> tuple[str, list, dict | None]:
+    """The report of the example images the page opens on (a message instead when they fail)."""
+    if not checkpoint or not (ctx.examples["source"] or ctx.examples["target"]):
+        return message_html("Upload images and press “Show attention”."), [], None
     try:
-        return checkpoint_gap(path, data_root=str(ctx.domains.data_root)), None
-    except GapError as err:
-        return None, str(err)
+        return attention_report(
+            ctx, checkpoint, compare, ctx.examples["source"], ctx.examples["target"], "jet", 0.5, "smooth", view
+        )
+    except (TadaError, OSError, RuntimeError) as err:
+        return message_html(f"Press “Show attention” to see the example images ({err})."), [], None
 
 
-def _legend(cmap: str, view: str, scale: str, ranges: list[tuple[float, float] | None]) -> str:
-    spec = VIEWS[view]
-    label = f"{spec.label} — {spec.meaning} · {SCALE_NAMES[scale]}"
-    present = [r for r in ranges if r is not None]
-    if scale == "image" or not present:
-        return colorbar_html(cmap, "min", "max", label)
-    return colorbar_html(cmap, *range_text(present[0]), label)
+def _estimate_md(ctx: AppContext, name: str | None, owner: str | None) -> str:
+    if not name:
+        return ""
+    try:
+        return (
+            f"**Accuracy on its target (label-free estimate):** {estimate_line_for(ctx.registry.resolve(name, owner))}"
+        )
+    except TadaError as err:
+        return f"No accuracy estimate: {err}"
 
 
-def attention_report(
-    ctx: AppContext,
-    checkpoint: str,
-    compare_with: str | None,
-    source_files,
-    target_files,
-    cmap: str,
-    alpha: float,
-    mode: str,
-    view: str = DEFAULT_VIEW,
-    scale: str = "shared",
-    owner: str | None = None,
-) -> tuple[str, list, dict]:
-    """Run the chosen checkpoint(s) on the images; return the HTML report, overlays and values.
+def _view_for(ctx: AppContext, name: str | None, owner: str | None) -> str:
+    try:
+        return default_view_for(ctx, ctx.registry.resolve(name, owner)) if name else DEFAULT_VIEW
+    except TadaError:
+        return "attention"
 
-    All maps of the request share one colour range under the ``shared`` scale (fitted to their
-    values), so source and target images and both checkpoints stay comparable.
-    """
-    if cmap not in COLORMAPS:
-        raise DataError(f"unknown colormap '{cmap}'; choose one of {', '.join(COLORMAPS)}")
-    if mode not in ("smooth", "blocky"):
-        raise DataError(f"mode must be 'smooth' or 'blocky', not '{mode}'")
-    alpha = float(alpha)
-    if not 0.0 <= alpha <= 1.0:
-        raise DataError(f"alpha must be between 0 and 1, got {alpha}")
-    spec = check_view(view, scale)
-    items = [("source", *x) for x in read_uploads(file_paths(source_files), "source")]
-    items += [("target", *x) for x in read_uploads(file_paths(target_files), "target")]
-    if not items:
-        raise DataError("no images: upload source and/or target images, or press 'Example images'")
-    names = [checkpoint] + ([compare_with] if compare_with and compare_with not in (NONE, checkpoint) else [])
-    options = {"view": view, "scale": scale, "cmap": cmap, "alpha": alpha, "mode": mode}
-    images = [im for _, _, im in items]
-    per_checkpoint, notes = [], []
-    for name in names:
-        path = ctx.registry.resolve(name, owner).path
-        model, info = load_model(path)
-        probes, gap_note = _probes(ctx, path)
-        results = predict_attention(model, info, images, top_k=TOP_K, probes=probes)
-        per_checkpoint.append((name, info, results, gap_note))
-        notes.append(upload_notes(path, model, info, images))  # None, or why the image is unfamiliar
-    grids = [view_grid(result, view) for _, _, results, _ in per_checkpoint for result in results]
-    ranges = value_ranges(grids, scale, spec.fixed_range)  # checkpoint-major, like grids
-    cards, gallery, values, warnings = [], [], [], []
-    for i, (role, file_name, _) in enumerate(items):
-        blocks = []
-        for c, ((name, info, results, gap_note), unfamiliar) in enumerate(zip(per_checkpoint, notes, strict=True)):
-            result, value_range = results[i], ranges[c * len(items) + i]
-            if unfamiliar[i]:
-                warnings.append(message_html(f"{role} image '{file_name}' on {name}: {unfamiliar[i]}.", "warning"))
-            overlay = overlay_view(result, view=view, value_range=value_range, cmap=cmap, alpha=alpha, mode=mode)
-            blocks.append(model_block_html(name, info.variant, result, overlay, options, value_range, gap_note))
-            note = f"pred {result.predicted}" if value_range is not None else f"no {view} map"
-            gallery.append((ctx.images.png(overlay), f"{role} · {file_name} · {name} · {view} · {note}"))
-            values.append(
-                {
-                    "role": role,
-                    "file": file_name,
-                    "checkpoint": name,
-                    "variant": info.variant,
-                    **result.to_dict(),
-                    "value_range": list(value_range) if value_range else None,
-                    "gap_note": gap_note,
-                    "unfamiliar": unfamiliar[i],
-                }
-            )
-        cards.append(card_html(file_name, role, per_checkpoint[0][2][i].image, blocks))
-    legend = _legend(cmap, view, scale, ranges)
-    report = f'<div class="tada-report">{"".join(warnings)}{legend}{"".join(cards)}</div>'
-    return report, gallery, {"options": options, "checkpoints": names, "results": values}
+
+def _thumbnails(files) -> list[str]:
+    return file_paths(files)
 
 
 def build(ctx: AppContext) -> AttentionTab:
     names = ctx.registry.names()
     default = ctx.default_checkpoint()
     compare_default = ctx.compare_checkpoint() or NONE
+    opening_view = _view_for(ctx, default, None)
+    opening = _opening(ctx, default, compare_default, opening_view)
     gr.Markdown(
         "Upload a few **source** and **target** images (or keep the examples) and press **Show attention**. "
-        "Each image shows one per-region view over it, the raw 7×7 grid, the prediction, the global attention "
-        "m ∈ [1, 2] and the domain discriminator's P(source). Views: **attention w** (default) = 1 − H₂(d̂ᵏ) — "
-        "what the model multiplies each region by, (1 + w) (eq. 3–4), ≈ 0 wherever a region discriminator is "
-        "fooled (the colour bar gives the range the shared scale fitted); **transferability** H₂(d̂ᵏ) = 1 − w — "
-        "1 where it cannot tell the domains apart; **domain gap** — linear probes fitted after training on the "
-        "frozen region features fᵏ, P(target) per region: high where the region still looks like the target "
-        "domain (every checkpoint has one). "
-        "Pick a second checkpoint to compare the same images side by side."
+        "Each image shows one map over it at its own shape, the prediction, the global attention m ∈ [1, 2] "
+        "and the domain discriminator's P(source). Views: **where the target differs (shift)** (the default "
+        "wherever a checkpoint has it) — a scorer shared by all regions, fitted after training on the frozen "
+        "features: high where nothing like this part of the image occurs in the source domain; the only view "
+        "that finds planted artefacts on the benchmark (the colour bar's caption gives its measured AUC); "
+        "**domain gap** — linear probes per region, P(target); **attention w** = 1 − H₂(d̂ᵏ) — what the model "
+        "multiplies each region by, (1 + w) (eq. 3–4), ≈ 0 wherever a region discriminator is fooled; "
+        "**transferability** H₂(d̂ᵏ) = 1 − w. **Shift examples** loads a pair whose targets carry a planted "
+        "text label; tick **ground truth** to outline it. Pick a second checkpoint to compare side by side."
     )
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
@@ -190,7 +115,18 @@ def build(ctx: AppContext) -> AttentionTab:
                 file_types=["image"],
                 label="Source images",
                 elem_id="attention-source",
-                height=150,
+                height=110,
+            )
+            source_thumbs = gr.Gallery(
+                value=ctx.examples["source"] or None,
+                label="Source images",
+                show_label=False,
+                columns=8,
+                height=80,
+                object_fit="contain",
+                allow_preview=False,
+                interactive=False,
+                elem_id="attention-source-thumbs",
             )
             target_files = gr.File(
                 value=ctx.examples["target"] or None,
@@ -198,21 +134,29 @@ def build(ctx: AppContext) -> AttentionTab:
                 file_types=["image"],
                 label="Target images",
                 elem_id="attention-target",
-                height=150,
+                height=110,
+            )
+            target_thumbs = gr.Gallery(
+                value=ctx.examples["target"] or None,
+                label="Target images",
+                show_label=False,
+                columns=8,
+                height=80,
+                object_fit="contain",
+                allow_preview=False,
+                interactive=False,
+                elem_id="attention-target-thumbs",
             )
             with gr.Row():
                 examples_btn = gr.Button("Example images", size="sm", elem_id="attention-examples")
                 photos_btn = gr.Button("Photo examples", size="sm", elem_id="attention-photo-examples")
+                shift_btn = gr.Button("Shift examples", size="sm", elem_id="attention-shift-examples")
                 clear_btn = gr.Button("Clear images", size="sm", elem_id="attention-clear")
-            view = gr.Radio(
-                [
-                    ("attention w", "attention"),
-                    ("transferability 1 − w", "transferability"),
-                    ("domain gap: probe P(target)", "gap"),
-                ],
-                value=DEFAULT_VIEW,
-                label="View",
-                elem_id="attention-view",
+            view = gr.Radio(VIEW_CHOICES, value=opening_view, label="View", elem_id="attention-view")
+            truth = gr.Checkbox(
+                value=True,
+                label="ground truth: outline the planted artefact of the shift examples",
+                elem_id="attention-truth",
             )
             scale = gr.Radio(
                 [("shared, fitted to all maps", "shared"), ("fixed 0–1", "fixed"), ("each map min–max", "image")],
@@ -224,14 +168,14 @@ def build(ctx: AppContext) -> AttentionTab:
                 cmap = gr.Dropdown(list(COLORMAPS), value="jet", label="Colormap")
                 alpha = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Overlay strength (alpha)")
                 mode = gr.Radio(["smooth", "blocky"], value="smooth", label="Upsampling")
-            run = gr.Button("Show attention", variant="primary")
+            run = gr.Button("Show attention", variant="primary", elem_id="attention-run")
+            api_run = gr.Button("attention (API)", visible=False)
         with gr.Column(scale=3):
-            report = gr.HTML(
-                message_html("Press “Show attention” to see the attention maps of the example images."),
-                elem_id="attention-report",
-            )
+            estimate = gr.Markdown(_estimate_md(ctx, default, None), elem_id="attention-estimate")
+            report = gr.HTML(opening[0], elem_id="attention-report")
             with gr.Accordion("Overlay PNGs", open=False):
                 gallery = gr.Gallery(
+                    value=opening[1] or None,
                     label="Overlays",
                     format="png",
                     columns=8,
@@ -240,7 +184,7 @@ def build(ctx: AppContext) -> AttentionTab:
                     buttons=["download", "download_all", "fullscreen"],
                 )
             with gr.Accordion("Values (JSON)", open=False):
-                values = gr.JSON(label="Values")
+                values = gr.JSON(value=opening[2], label="Values")
 
     inputs = [checkpoint, compare, source_files, target_files, cmap, alpha, mode, view, scale]
     outputs = [report, gallery, values]
@@ -255,18 +199,36 @@ def build(ctx: AppContext) -> AttentionTab:
         )
 
     @user_errors
-    def restyle(
-        checkpoint, compare_with, source_files, target_files, cmap, alpha, mode, view, scale, request: gr.Request = None
+    def attention_page(
+        checkpoint, compare_with, source_files, target_files, cmap, alpha, mode, view, scale, truth, request=None
     ):
+        owner = owner_of(ctx, request)
+        args = (checkpoint, compare_with, source_files, target_files, cmap, alpha, mode, view, scale)
+        return attention_report(ctx, *args, owner, truth=truth)
+
+    def restyle(*args, request: gr.Request = None):
+        source_files, target_files = args[2], args[3]
         if not file_paths(source_files) and not file_paths(target_files):
             return gr.skip(), gr.skip(), gr.skip()
-        args = (checkpoint, compare_with, source_files, target_files, cmap, alpha, mode, view, scale)
-        return attention(*args, request=request)
+        return attention_page(*args, request=request)
 
-    run.click(attention, inputs, outputs, api_name="attention")
-    for control in (cmap, mode, view, scale, checkpoint, compare):
-        control.input(restyle, inputs, outputs, api_visibility="private")
-    alpha.release(restyle, inputs, outputs, api_visibility="private")
+    def on_checkpoint(checkpoint, *rest, request: gr.Request = None):
+        """A new checkpoint: its default view, its estimate, then the report in that view."""
+        owner = owner_of(ctx, request)
+        picked = _view_for(ctx, checkpoint, owner)
+        args = [checkpoint, *rest]
+        args[7] = picked
+        return (gr.update(value=picked), _estimate_md(ctx, checkpoint, owner), *restyle(*args, request=request))
+
+    page_inputs = [*inputs, truth]
+    api_run.click(attention, inputs, outputs, api_name="attention")
+    run.click(attention_page, page_inputs, outputs, api_visibility="private")
+    for control in (cmap, mode, view, scale, compare, truth):
+        control.input(restyle, page_inputs, outputs, api_visibility="private")
+    alpha.release(restyle, page_inputs, outputs, api_visibility="private")
+    checkpoint.input(on_checkpoint, page_inputs, [view, estimate, *outputs], api_visibility="private")
+    source_files.change(_thumbnails, source_files, source_thumbs, api_visibility="private")
+    target_files.change(_thumbnails, target_files, target_thumbs, api_visibility="private")
     examples_btn.click(
         lambda: (ctx.examples["source"], ctx.examples["target"]),
         None,
@@ -282,6 +244,21 @@ def build(ctx: AppContext) -> AttentionTab:
         return examples["source"], examples["target"], *picked
 
     photos_btn.click(show_photos, None, [source_files, target_files, checkpoint, compare], api_visibility="private")
+
+    def show_shift(*args, request: gr.Request = None):
+        """The shift examples with the shift checkpoint, its default view, its estimate and the report."""
+        examples = shift_examples()
+        found = shift_checkpoint(ctx.registry.names(owner_of(ctx, request))) or args[0]
+        args = [found, NONE, examples["source"], examples["target"], *args[4:]]
+        view_update, estimate_md, *result = on_checkpoint(*args, request=request)
+        return (examples["source"], examples["target"], gr.update(value=found), NONE, view_update, estimate_md, *result)
+
+    shift_btn.click(
+        show_shift,
+        page_inputs,
+        [source_files, target_files, checkpoint, compare, view, estimate, *outputs],
+        api_visibility="private",
+    )
     clear_btn.click(
         lambda: (None, None, message_html("Upload images to see their attention.")),
         None,

@@ -65,7 +65,10 @@ def stored_estimate(info: CheckpointInfo) -> Estimate | None:
     measured = info.metrics.get("target_accuracy")
     result.measured_accuracy = float(measured) if isinstance(measured, (int, float)) else None
     step = info.extra.get("step")
-    result.notes = [f"recorded at training time (step {step}) on the training target '{info.target}'"]
+    if data.get("attached"):  # computed after training (scripts/attach_estimate.py), with its own notes
+        result.notes = [f"computed after training on the training target '{info.target}'", *result.notes]
+    else:
+        result.notes = [f"recorded at training time (step {step}) on the training target '{info.target}'"]
     return result
 
 

@@ -1,0 +1,66 @@
+"""A checkpoint's shift localiser for the app: stored in the file, cached beside it, or fitted here.
+
+    localiser_for(ctx, entry, fit=...)   (localiser, None) or (None, why the shift view is missing)
+    default_view_for(ctx, entry)         the view a checkpoint's images open on
+
+Fitting needs the checkpoint's domains on this server. Only domains the server already trusts are
+read: a built-in name, or — for checkpoints the server itself holds (shipped, given at start, its own
+training runs) — the folders their metadata name. An uploaded checkpoint is a stranger's file: the
+paths in its metadata are never opened, so its shift view is fitted only on built-in domains.
+"""
+
+from __future__ import annotations
+
+from app.serving.checkpoints import Entry
+from app.serving.context import AppContext
+from tada_core.checkpoint import read_info
+from tada_core.data.builtin import builtin_names
+from tada_core.explain.shift import (
+    CheckpointLocaliser,
+    ShiftError,
+    checkpoint_default_view,
+    checkpoint_localiser,
+    shift_status,
+)
+
+
+def readable(entry: Entry) -> bool:
+    """Whether the app may open the domains ``entry``'s metadata names (see the module docstring)."""
+    if entry.kind != "upload":
+        return True
+    info = read_info(entry.path)
+    names = builtin_names()
+    return bool(info.source and info.target) and info.source in names and info.target in names
+
+
+def localiser_for(ctx: AppContext, entry: Entry, *, fit: bool) -> tuple[CheckpointLocaliser | None, str | None]:
+    """The localiser when it is stored or cached (or, with ``fit``, fitted now: blocking, once per
+    checkpoint), else None and one sentence saying why there is no shift map."""
+    data_root = str(ctx.domains.data_root)
+    status = shift_status(entry.path, data_root)
+    if not status.ready:
+        if not fit:
+            return None, "its shift localiser is not fitted yet; choose the shift view to fit it"
+        if not readable(entry):
+            return None, (
+                "this uploaded checkpoint stores no shift localiser and its domains are not built-in here, so it "
+                "cannot be fitted; train it with this version of tada (it stores one) or choose another view"
+            )
+        if not status.fittable:
+            return None, status.reason or "the shift view cannot be fitted for this checkpoint"
+    try:
+        return checkpoint_localiser(entry.path, data_root), None
+    except ShiftError as err:
+        return None, str(err)
+
+
+def default_view_for(ctx: AppContext, entry: Entry) -> str:
+    """``shift`` when the checkpoint's localiser is ready (stored or cached: no request waits for a
+    fit), else ``gap`` when its domains load here, else ``attention``. Choosing the shift view of a
+    checkpoint that can be fitted fits it then (once; ``tada train`` stores it, so only older files)."""
+    data_root = str(ctx.domains.data_root)
+    if shift_status(entry.path, data_root).ready:
+        return "shift"
+    if not readable(entry):
+        return "attention"
+    return "gap" if checkpoint_default_view(entry.path, data_root) in ("shift", "gap") else "attention"

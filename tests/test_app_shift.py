@@ -1,0 +1,52 @@
+"""The app's shift view: which view a checkpoint opens on, and that an uploaded file's domain paths
+are never read to fit anything."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from app.serving.checkpoints import Entry
+from app.serving.context import AppContext
+from app.serving.shift import default_view_for, localiser_for, readable
+from app.tabs.attention_report import attention_report, shift_checkpoint, shift_examples
+from tada_core import TADAConfig, build_model
+from tada_core.checkpoint import CheckpointInfo, save_checkpoint
+from tests.test_app import DIGITS
+
+
+def _checkpoint(path, source, target):
+    config = TADAConfig(variant="tada", backbone="lenet", num_classes=10)
+    save_checkpoint(
+        path, build_model(config), CheckpointInfo(config=config, class_names=DIGITS, source=source, target=target)
+    )
+    return path
+
+
+def test_an_uploaded_checkpoint_naming_server_folders_is_not_fitted(tmp_path):
+    ctx = AppContext.create(data_dir=tmp_path / "runs", data_root=tmp_path / "data", shipped_dir=tmp_path / "none")
+    folder = tmp_path / "secret"
+    (folder / "a").mkdir(parents=True)
+    path = _checkpoint(tmp_path / "up.safetensors", str(folder), str(folder))
+    upload = Entry("up", path, "upload")
+    assert not readable(upload) and readable(Entry("up", path, "added"))
+    localiser, note = localiser_for(ctx, upload, fit=True)
+    assert localiser is None and "uploaded checkpoint" in note and str(folder) not in note
+    assert default_view_for(ctx, upload) == "attention"
+    assert localiser_for(ctx, upload, fit=False)[1].startswith("its shift localiser is not fitted yet")
+
+
+def test_shift_examples_open_the_shipped_shift_model_with_the_artefact_outlined(tmp_path):
+    ctx = AppContext.create(data_dir=tmp_path / "runs", data_root=tmp_path / "data")
+    name = shift_checkpoint(ctx.registry.names())
+    assert name == "tada_shift_text"
+    assert default_view_for(ctx, ctx.registry.resolve(name)) == "shift"  # stored in the shipped file
+    examples = shift_examples()
+    source, target = examples["source"][:1], examples["target"][:1]
+    report, gallery, values = attention_report(ctx, name, "(none)", source, target, "jet", 0.5, "smooth", "shift")
+    outlined, _, _ = attention_report(
+        ctx, name, "(none)", source, target, "jet", 0.5, "smooth", "shift", "shared", None, truth=True
+    )
+    assert "No shift map" not in report and len(gallery) == 2
+    shift = [np.array(r["views"]["shift"]) for r in values["results"]]
+    assert shift[0].shape == (56, 56) and shift[1].max() > shift[0].max()  # the target's artefact lights up
+    assert outlined != report  # the target's overlay carries the outline; the source has no mask
