@@ -119,11 +119,14 @@ def wait_until_up(url: str, server: subprocess.Popen, deadline: float, downloads
     raise TimeoutError("the app did not start in time")
 
 
+VIEW = {"name": "shift"}  # the view every request asks for (--view; the app's default for its checkpoint)
+
+
 def attention(client, checkpoints: tuple[str, str], images: dict[str, str], timeout: float) -> float:
     """One Attention request; its latency in seconds."""
     start = time.perf_counter()
     if isinstance(client, HttpAttentionClient):
-        arguments = [*checkpoints, None, None, "jet", 0.5, "smooth", "gap", "shared"]
+        arguments = [*checkpoints, None, None, "jet", 0.5, "smooth", VIEW["name"], "shared"]
         _, gallery, values = client.attention(arguments, {2: [images["source"]], 3: [images["target"]]}, timeout)
     else:
         gallery, values = _gradio_attention(client, checkpoints, images, timeout)
@@ -144,7 +147,7 @@ def _gradio_attention(client, checkpoints: tuple[str, str], images: dict[str, st
         cmap="jet",
         alpha=0.5,
         mode="smooth",
-        view="gap",
+        view=VIEW["name"],
         scale="shared",
         api_name="/attention",
     )
@@ -280,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--app-root", default=str(ROOT), help="the checkout whose app is measured")
     parser.add_argument("--compare", default=None, help="second checkpoint ('(none)' for one); default: the app's")
     parser.add_argument("--no-downloads", action="store_true", help="do not download the result images")
+    parser.add_argument("--view", default="shift", help="the view requested (default shift, the page's default)")
     parser.add_argument("--concurrent", type=int, default=20)
     parser.add_argument(
         "--curve",
@@ -309,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client-cpus", default=None, help="pin this client process to these cores, e.g. 1")
     parser.add_argument("--note", default="CPU only; the 2 cores were shared with other engineers' jobs")
     args = parser.parse_args(argv)
+    VIEW["name"] = args.view
     if args.client_cpus:  # before any thread starts, so that every client thread inherits it
         os.sched_setaffinity(0, cpu_set(args.client_cpus))
     deadline = time.time() + args.timeout
@@ -377,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "what": "Attention API requests (1 source + 1 target example image, 28x28) against `tada app` on loopback",
         "checkpoints": f"{' vs '.join(checkpoints)}: {checkpoint_text}",
+        "view": args.view,
         "downloads": not args.no_downloads,
         "app_root": str(app_root),
         "machine": {

@@ -341,3 +341,32 @@ def summary_lines(records: Sequence[dict]) -> list[str]:
             )
             lines.append(f"{record['pair']:30s} {mode:8s} {text}")
     return lines
+
+
+def measured_captions(records: Sequence[dict]) -> dict[str, str]:
+    """The benchmark phrase of each view for its caption (:data:`tada_core.explain.views.MEASURED`):
+    the range of its 7×7 cell ROC-AUC over the frozen localised-shift photo pairs (controls left
+    out) and its AUC on the digits pair."""
+    photos: dict[str, list[float]] = {}
+    digits: dict[str, float] = {}
+    for record in records:
+        for mode, run in record["modes"].items():
+            for view, grids in run["views"].items():
+                auc = grids.get("g7", {}).get("auc") if isinstance(grids, dict) else None
+                if auc is None:
+                    continue
+                if record["kind"] == "digits":
+                    digits[view] = auc
+                elif mode == "frozen" and not record["control"]:
+                    photos.setdefault(view, []).append(auc)
+    captions = {}
+    for view in sorted(set(photos) | set(digits)):
+        parts = []
+        if view in photos:
+            lo, hi = min(photos[view]), max(photos[view])
+            span = f"{lo:.2f}" if round(lo, 2) == round(hi, 2) else f"{lo:.2f}–{hi:.2f}"
+            parts.append(f"{span} on {len(photos[view])} planted-artefact photo pairs")
+        if view in digits:
+            parts.append(f"{digits[view]:.2f} on digits")
+        captions[view] = "benchmark cell AUC " + ", ".join(parts)
+    return captions
