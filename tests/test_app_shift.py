@@ -4,6 +4,7 @@ are never read to fit anything."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from app.serving.checkpoints import Entry
 from app.serving.context import AppContext
@@ -50,3 +51,19 @@ def test_shift_examples_open_the_shipped_shift_model_with_the_artefact_outlined(
     shift = [np.array(r["views"]["shift"]) for r in values["results"]]
     assert shift[0].shape == (56, 56) and shift[1].max() > shift[0].max()  # the target's artefact lights up
     assert outlined != report  # the target's overlay carries the outline; the source has no mask
+
+
+def test_a_slow_fit_runs_in_the_background_and_the_request_does_not_wait(tmp_path, monkeypatch):
+    import app.serving.shift as shift
+    from tada_core.explain.shift import ShiftStatus
+
+    ctx = AppContext.create(data_dir=tmp_path / "runs", data_root=tmp_path / "data", shipped_dir=tmp_path / "none")
+    path = _checkpoint(tmp_path / "old.safetensors", "mnist", "mnistm")
+    started = []
+    monkeypatch.setattr(shift, "shift_status", lambda *a, **k: ShiftStatus(False, True, "fittable", seconds=240.0))
+    monkeypatch.setattr(shift, "fit_in_background", lambda p, root: started.append(p))
+    monkeypatch.setattr(shift, "checkpoint_localiser", lambda *a, **k: pytest.fail("the request fitted inline"))
+    entry = Entry("old", path, "added")
+    localiser, note = localiser_for(ctx, entry, fit=True)
+    assert localiser is None and "background (about 240 s" in note and started == [path]
+    assert default_view_for(ctx, entry) in ("gap", "attention") and started == [path, path]

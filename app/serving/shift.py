@@ -20,8 +20,11 @@ from tada_core.explain.shift import (
     ShiftError,
     checkpoint_default_view,
     checkpoint_localiser,
+    fit_in_background,
     shift_status,
 )
+
+INLINE_FIT_S = 10.0  # a fit expected to take longer runs in the background; the request does not wait
 
 
 def readable(entry: Entry) -> bool:
@@ -34,8 +37,9 @@ def readable(entry: Entry) -> bool:
 
 
 def localiser_for(ctx: AppContext, entry: Entry, *, fit: bool) -> tuple[CheckpointLocaliser | None, str | None]:
-    """The localiser when it is stored or cached (or, with ``fit``, fitted now: blocking, once per
-    checkpoint), else None and one sentence saying why there is no shift map."""
+    """The localiser when it is stored or cached (or, with ``fit``, fitted now when that takes at most
+    :data:`INLINE_FIT_S` seconds, else started in the background), else None and one sentence
+    saying why there is no shift map yet."""
     data_root = str(ctx.domains.data_root)
     status = shift_status(entry.path, data_root)
     if not status.ready:
@@ -48,6 +52,12 @@ def localiser_for(ctx: AppContext, entry: Entry, *, fit: bool) -> tuple[Checkpoi
             )
         if not status.fittable:
             return None, status.reason or "the shift view cannot be fitted for this checkpoint"
+        if status.seconds is not None and status.seconds > INLINE_FIT_S:
+            fit_in_background(entry.path, data_root)
+            return None, (
+                f"its shift localiser is being fitted in the background (about {status.seconds:.0f} s on this "
+                "machine, once for this checkpoint); show it again in a moment"
+            )
     try:
         return checkpoint_localiser(entry.path, data_root), None
     except ShiftError as err:
@@ -59,8 +69,11 @@ def default_view_for(ctx: AppContext, entry: Entry) -> str:
     fit), else ``gap`` when its domains load here, else ``attention``. Choosing the shift view of a
     checkpoint that can be fitted fits it then (once; ``tada train`` stores it, so only older files)."""
     data_root = str(ctx.domains.data_root)
-    if shift_status(entry.path, data_root).ready:
+    status = shift_status(entry.path, data_root)
+    if status.ready:
         return "shift"
     if not readable(entry):
         return "attention"
+    if status.fittable:
+        fit_in_background(entry.path, data_root)  # ready by the time the visitor asks for it, mostly
     return "gap" if checkpoint_default_view(entry.path, data_root) in ("shift", "gap") else "attention"
