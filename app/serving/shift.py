@@ -74,6 +74,4 @@ def default_view_for(ctx: AppContext, entry: Entry) -> str:
         return "shift"
     if not readable(entry):
         return "attention"
-    if status.fittable:
-        fit_in_background(entry.path, data_root)  # ready by the time the visitor asks for it, mostly
     return "gap" if checkpoint_default_view(entry.path, data_root) in ("shift", "gap") else "attention"
