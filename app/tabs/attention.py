@@ -87,6 +87,31 @@ def _thumbnails(files) -> list[str]:
     return file_paths(files)
 
 
+def _image_inputs(ctx: AppContext, role: str) -> tuple[gr.File, gr.Gallery]:
+    """The upload box of one domain's images and, under it, their thumbnails (kept in step by
+    ``_thumbnails``)."""
+    files = gr.File(
+        value=ctx.examples[role] or None,
+        file_count="multiple",
+        file_types=["image"],
+        label=f"{role.capitalize()} images",
+        elem_id=f"attention-{role}",
+        height=110,
+    )
+    thumbs = gr.Gallery(
+        value=ctx.examples[role] or None,
+        label=f"{role.capitalize()} images",
+        show_label=False,
+        columns=8,
+        height=80,
+        object_fit="contain",
+        allow_preview=False,
+        interactive=False,
+        elem_id=f"attention-{role}-thumbs",
+    )
+    return files, thumbs
+
+
 def build(ctx: AppContext) -> AttentionTab:
     names = ctx.registry.names()
     default = ctx.default_checkpoint()
@@ -109,44 +134,8 @@ def build(ctx: AppContext) -> AttentionTab:
         with gr.Column(scale=1, min_width=300):
             checkpoint = checkpoint_dropdown(names, default, "Checkpoint")
             compare = checkpoint_dropdown(names, compare_default, "Compare with", allow_none=True)
-            source_files = gr.File(
-                value=ctx.examples["source"] or None,
-                file_count="multiple",
-                file_types=["image"],
-                label="Source images",
-                elem_id="attention-source",
-                height=110,
-            )
-            source_thumbs = gr.Gallery(
-                value=ctx.examples["source"] or None,
-                label="Source images",
-                show_label=False,
-                columns=8,
-                height=80,
-                object_fit="contain",
-                allow_preview=False,
-                interactive=False,
-                elem_id="attention-source-thumbs",
-            )
-            target_files = gr.File(
-                value=ctx.examples["target"] or None,
-                file_count="multiple",
-                file_types=["image"],
-                label="Target images",
-                elem_id="attention-target",
-                height=110,
-            )
-            target_thumbs = gr.Gallery(
-                value=ctx.examples["target"] or None,
-                label="Target images",
-                show_label=False,
-                columns=8,
-                height=80,
-                object_fit="contain",
-                allow_preview=False,
-                interactive=False,
-                elem_id="attention-target-thumbs",
-            )
+            source_files, source_thumbs = _image_inputs(ctx, "source")
+            target_files, target_thumbs = _image_inputs(ctx, "target")
             with gr.Row():
                 examples_btn = gr.Button("Example images", size="sm", elem_id="attention-examples")
                 photos_btn = gr.Button("Photo examples", size="sm", elem_id="attention-photo-examples")
