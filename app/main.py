@@ -29,6 +29,7 @@ from tada_core.data.archives import MAX_ZIP_BYTES
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 INFERENCE_THREADS = 1
+REQUEST_CONCURRENCY = 4  # requests handled at once; 2 measured the same on 2 cores (docs/RESULTS.md, issue 20)
 SESSION_CAPACITY = 64  # Gradio sessions whose state is kept (see launch)
 THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="rose", neutral_hue="slate")
 HEADER = (
@@ -142,7 +143,7 @@ def launch(
     """
     host, port = resolve_address(host, port)
     torch.set_num_threads(INFERENCE_THREADS)
-    demo.queue(default_concurrency_limit=4)
+    demo.queue(default_concurrency_limit=REQUEST_CONCURRENCY)
     return demo.launch(
         server_name=host,
         server_port=port,

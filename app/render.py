@@ -9,6 +9,7 @@ heatmap is blended, so a smooth overlay has room to show. All HTML text is escap
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 
@@ -61,6 +62,17 @@ def colorbar_html(cmap: str, low: str = "0", high: str = "1", label: str = "loca
     )
 
 
+@functools.lru_cache(maxsize=16)
+def _cell_styles(cmap: str) -> tuple[str, ...]:
+    """The CSS of a grid cell for each colour of ``cmap``: its background, and black or white ink by
+    the colour's luminance."""
+    styles = []
+    for color in colormap_table(cmap):
+        luminance = 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2]
+        styles.append(f"background:{_rgb(color)};color:{'#000' if luminance > 0.5 else '#fff'}")
+    return tuple(styles)
+
+
 def grid_html(
     grid: np.ndarray, cmap: str = "jet", value_range: tuple[float, float] = (0.0, 1.0), name: str = "w"
 ) -> str:
@@ -75,17 +87,14 @@ def grid_html(
             f"max {values.max():.3f}</div>"
         )
     decimals = 3 if float(np.abs(values).max()) < 0.1 else 2  # a fooled discriminator's w stays readable
-    table = colormap_table(cmap)  # (N, 3) RGB in [0, 1]: the colour of t is table[min(floor(t·N), N − 1)]
-    index = np.minimum((np.clip((values - lo) / (hi - lo), 0.0, 1.0) * len(table)).astype(np.intp), len(table) - 1)
-    rows = []
-    for row, row_index in zip(values, index, strict=True):
-        cells = []
-        for value, i in zip(row, row_index, strict=True):
-            color = table[i]
-            luminance = 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2]
-            ink = "#000" if luminance > 0.5 else "#fff"
-            cells.append(f'<td style="background:{_rgb(color)};color:{ink}">{value:.{decimals}f}</td>')
-        rows.append("<tr>" + "".join(cells) + "</tr>")
+    styles = _cell_styles(cmap)  # the colour of t is entry min(floor(t·N), N − 1), as in colormap_table
+    index = np.minimum((np.clip((values - lo) / (hi - lo), 0.0, 1.0) * len(styles)).astype(np.intp), len(styles) - 1)
+    rows = [
+        "<tr>"
+        + "".join(f'<td style="{styles[i]}">{value:.{decimals}f}</td>' for value, i in zip(row, row_index, strict=True))
+        + "</tr>"
+        for row, row_index in zip(values.tolist(), index.tolist(), strict=True)
+    ]
     h, w = grid.shape
     caption = f"{html.escape(name)} per region ({h}×{w}), mean {float(np.mean(grid)):.{decimals}f}"
     return f'<table class="tada-grid"><caption>{caption}</caption>{"".join(rows)}</table>'

@@ -131,6 +131,15 @@ def read_tensors(path: str | Path, prefix: str) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{Path(path).name} is not a valid .safetensors checkpoint ({err})") from None
 
 
+def has_tensors(path: str | Path, prefix: str) -> bool:
+    """Whether ``path`` stores a tensor whose name starts with ``prefix`` (only the header is read)."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return any(key.startswith(prefix) for key in handle.keys())  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{Path(path).name} is not a valid .safetensors checkpoint ({err})") from None
+
+
 def read_checkpoint(path: str | Path) -> tuple[CheckpointInfo, dict[str, torch.Tensor]]:
     """Read metadata and all tensors from ``path`` without building a model."""
     path = Path(path)

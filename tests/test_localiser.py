@@ -93,6 +93,40 @@ def test_the_fit_leaves_the_global_random_state_alone():
     assert torch.equal(torch.rand(3), expected)
 
 
+def test_a_fit_on_another_thread_cannot_reset_this_threads_random_stream():
+    """The fit draws from its own generators: a fit running while this thread draws numbers does
+    not seed the process-wide generator under it (it used to, through torch.manual_seed)."""
+    import threading
+
+    source, target = _maps(16, 0, spot=0.0)[0], _maps(16, 1)[0]
+    torch.manual_seed(7)
+    fit = threading.Thread(target=fit_localiser, args=(source, target, FitSettings(seeds=(0, 1), epochs=2)))
+    fit.start()
+    drawn = [torch.rand(1)]
+    while fit.is_alive():  # draw for as long as the fit runs
+        drawn.append(torch.rand(1))
+    fit.join()
+    torch.manual_seed(7)
+    assert torch.equal(torch.cat(drawn), torch.rand(len(drawn)))
+
+
+def test_the_per_seed_generator_draws_what_torch_manual_seed_drew():
+    """The initial weights equal PyTorch's own ``reset_parameters`` after ``torch.manual_seed(seed)``,
+    so fits (and the stored benchmark numbers) are unchanged by the move off the global RNG."""
+    from tada_core.model.localiser import ShiftScorer
+    from tada_core.training.localiser_fit import _reset
+
+    mine, reference = ShiftScorer(8), ShiftScorer(8)
+    _reset(mine, torch.Generator().manual_seed(3))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        for layer in reference.modules():
+            if isinstance(layer, torch.nn.Conv2d):
+                layer.reset_parameters()
+    for a, b in zip(mine.parameters(), reference.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
 def test_stored_tensors_round_trip_in_float16_and_damage_is_reported():
     localiser = Localiser(4, seeds=2)
     localiser.mean.fill_(0.5)
@@ -136,3 +170,31 @@ def test_a_spot_is_found_at_its_place_after_standardisation():
     localiser = fit_localiser(source, target, FitSettings(seeds=(0,), epochs=1))
     assert localiser.mean.item() == pytest.approx(0.5)
     assert localiser.std.item() == pytest.approx(torch.cat([source, target]).std().item())
+
+
+def test_a_context_tap_appends_the_coarser_map_resized_to_the_fine_positions():
+    backbone = build_backbone("lenet").eval()
+    x = torch.rand(2, 3, 28, 28)
+    plain = tap_features(backbone, tap_for("lenet"), x)  # (2, 32, 14, 14)
+    from tada_core.model.localiser import Tap
+
+    tap = Tap("features.3", 1, "features.7")
+    with torch.no_grad():
+        joined = tap_features(backbone, tap, x)
+        coarse = backbone.features[:8](x)  # (2, 64, 7, 7): the context module's own output
+    assert joined.shape[:2] == (2, plain.shape[1] + coarse.shape[1]) and joined.shape[-2:] == plain.shape[-2:]
+    assert torch.allclose(joined[:, : plain.shape[1]], plain)
+    resized = torch.nn.functional.interpolate(coarse, size=plain.shape[-2:], mode="bilinear", align_corners=False)
+    assert torch.allclose(joined[:, plain.shape[1] :], resized)
+    assert Tap.from_dict(tap.to_dict()) == tap and "context" not in tap_for("lenet").to_dict()
+
+
+def test_a_stored_localiser_is_read_with_the_tap_it_was_fitted_on():
+    from tada_core.explain.shift import recorded_tap
+    from tada_core.model.localiser import Tap
+
+    default = Tap("net.blocks.2", 2, "net.blocks.3")
+    assert recorded_tap({"tap": {"module": "net.blocks.2", "upsample": 2}}, default) == Tap("net.blocks.2", 2)
+    assert recorded_tap({"tap": default.to_dict()}, default) == default
+    assert recorded_tap(None, default) == Tap("net.blocks.2", 2)  # recorded before taps had a context
+    assert recorded_tap({"tap": {"module": 3}}, default) == Tap("net.blocks.2", 2)

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from tada_core.bench import baselines as B
 from tada_core.bench.planted import PlantedPair, planted_pair
 from tada_core.bench.scoring import evaluate_map
-from tada_core.checkpoint import load_checkpoint, read_tensors
+from tada_core.checkpoint import load_checkpoint, read_info, read_tensors
 from tada_core.config import TADAConfig
 from tada_core.data import DIGITS_NORM, IMAGENET_NORM, Domain, build_transform
 from tada_core.data.artefacts import KINDS
@@ -49,6 +49,7 @@ from tada_core.data.shift_pairs import WINDOW, ShiftPair, pair_name, shift_pair
 from tada_core.data.transforms import arrays_to_tensor
 from tada_core.errors import ConfigError
 from tada_core.explain.gap import fit_region_probes
+from tada_core.explain.shift import recorded_tap
 from tada_core.model import TADAModel
 from tada_core.model.localiser import PREFIX, Localiser, tap_features, tap_for
 from tada_core.training.loop import train
@@ -197,7 +198,9 @@ def score_views(model: TADAModel, checkpoint: Path, case: _Case) -> dict:
     views["gap"] = probes.p_target(f_test)
     tensors = read_tensors(checkpoint, PREFIX)
     if tensors:
-        localiser, tap = Localiser.from_tensors(tensors), tap_for(model.config.backbone)
+        info = read_info(checkpoint)
+        localiser = Localiser.from_tensors(tensors)
+        tap = recorded_tap(info.extra.get("localiser"), tap_for(model.config.backbone))
         views["shift"] = torch.cat(
             [localiser(tap_features(model.backbone, tap, x[i : i + 16])) for i in range(0, len(x), 16)]
         ).numpy()

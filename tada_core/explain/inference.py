@@ -29,7 +29,7 @@ from tada_core.explain.result import AttentionResult
 from tada_core.explain.shift import CheckpointLocaliser
 from tada_core.model import TADAModel
 from tada_core.model.inputs import image_size_for, norm_for
-from tada_core.model.localiser import tap_features
+from tada_core.model.localiser import join_tap, tap_features
 
 ImageInput = Image.Image | str | os.PathLike | bytes
 
@@ -89,14 +89,21 @@ def _forward(
     captured: dict[str, torch.Tensor] = {}
     hooks = [model.backbone.register_forward_hook(lambda module, args, output: captured.setdefault("f", output))]
     same_input = localiser is not None and localiser.tap.upsample == 1
+    taps: dict[str, torch.Tensor] = {}
     if same_input:
-        tap = model.backbone.get_submodule(localiser.tap.module)
-        hooks.append(tap.register_forward_hook(lambda module, args, output: captured.setdefault("tap", output)))
+        for name in filter(None, (localiser.tap.module, localiser.tap.context)):
+            hooks.append(
+                model.backbone.get_submodule(name).register_forward_hook(
+                    lambda module, args, output, name=name: taps.setdefault(name, output)
+                )
+            )
     try:
         x = batch.to(device)
         out = model(x)
-        if localiser is not None and not same_input:
-            captured["tap"] = tap_features(model.backbone, localiser.tap, x)
+        if localiser is not None:
+            captured["tap"] = (
+                join_tap(localiser.tap, taps) if same_input else tap_features(model.backbone, localiser.tap, x)
+            )
     finally:
         for hook in hooks:
             hook.remove()

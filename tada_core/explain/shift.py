@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from tada_core.checkpoint import atomic_write, load_checkpoint, read_info, read_tensors
+from tada_core.checkpoint import atomic_write, has_tensors, load_checkpoint, read_info, read_tensors
 from tada_core.data import load_domain
 from tada_core.data.torchvision_sets import data_root as default_data_root
 from tada_core.errors import TadaError
@@ -120,12 +121,26 @@ def _tap_of(info) -> Tap:
         raise ShiftError(f"{err}; choose the gap or attention view") from None
 
 
-def _read_sidecar(path: Path, tap: Tap) -> Localiser | None:
+def recorded_tap(description: dict | None, tap: Tap) -> Tap:
+    """The tap a stored localiser was fitted on, from its description (``{"tap": …}``); one recorded
+    before taps had a context (or none recorded) is ``tap`` without its context."""
+    recorded = (description or {}).get("tap")
+    if isinstance(recorded, dict):
+        try:
+            return Tap.from_dict(recorded)
+        except LocaliserError:
+            pass
+    return Tap(tap.module, tap.upsample)
+
+
+def _read_sidecar(path: Path, tap: Tap) -> tuple[Localiser, Tap] | None:
     for candidate in sidecar_paths(path):
         if candidate.is_file():
             try:
-                return Localiser.from_tensors(read_tensors(candidate, PREFIX))
-            except (LocaliserError, TadaError):
+                with safe_open(str(candidate), framework="pt") as handle:
+                    description = json.loads((handle.metadata() or {}).get(SIDECAR_KEY, "{}"))
+                return Localiser.from_tensors(read_tensors(candidate, PREFIX)), recorded_tap(description, tap)
+            except (LocaliserError, TadaError, OSError, ValueError, SafetensorError):
                 continue  # a damaged cache is refitted
     return None
 
@@ -188,10 +203,10 @@ def checkpoint_localiser(
 def _localiser_for(path: str, key: str, data_root: str | None, max_images: int, tap: Tap) -> CheckpointLocaliser:
     stored = _stored(Path(path))
     if stored is not None:
-        return CheckpointLocaliser(stored, tap, "stored")
+        return CheckpointLocaliser(stored, recorded_tap(read_info(path).extra.get("localiser"), tap), "stored")
     cached = _read_sidecar(Path(path), tap)
     if cached is not None:
-        return CheckpointLocaliser(cached, tap, "cached")
+        return CheckpointLocaliser(*cached, "cached")
     model, info = load_checkpoint(path)
     source, target = _domains(Path(path), info, data_root)
     settings = FitSettings(max_images=max_images)
@@ -211,7 +226,7 @@ def shift_status(path: str | Path, data_root: str | None = None, *, max_images: 
         tap = _tap_of(info)
     except ShiftError as err:
         return ShiftStatus(False, False, "unavailable", reason=str(err))
-    if read_tensors(path, PREFIX):
+    if has_tensors(path, PREFIX):
         return ShiftStatus(True, False, "stored")
     if any(candidate.is_file() for candidate in sidecar_paths(path)):
         return ShiftStatus(True, False, "cached")

@@ -230,8 +230,9 @@ def overlay_values(
     known = np.isfinite(values)
     scaled = np.clip((np.nan_to_num(values, nan=vmin) - vmin) / (vmax - vmin), 0.0, 1.0) * len(table)
     index = np.minimum(scaled.astype(np.intp), len(table) - 1)
-    tinted = (1.0 - alpha) * image.astype(np.float64) + (alpha * 255.0 * table)[index]
-    blended = np.where(known[..., None], tinted, 0.6 * image.astype(np.float64))
+    pixels = image.astype(np.float32)
+    tinted = np.float32(1.0 - alpha) * pixels + (alpha * 255.0 * table).astype(np.float32)[index]
+    blended = np.where(known[..., None], tinted, np.float32(0.6) * pixels)
     return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
 
 

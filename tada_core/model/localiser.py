@@ -47,13 +47,24 @@ class LocaliserError(TadaError):
 
 @dataclass(frozen=True)
 class Tap:
-    """Where the localiser reads the backbone: a sub-module's output on the input upsampled ``upsample``×."""
+    """Where the localiser reads the backbone: a sub-module's output on the input upsampled
+    ``upsample``×, and optionally a later, coarser ``context`` module's output resized (bilinear) to
+    the same positions and appended to its channels."""
 
     module: str
     upsample: int
+    context: str | None = None
 
     def to_dict(self) -> dict:
-        return {"module": self.module, "upsample": self.upsample}
+        return {"module": self.module, "upsample": self.upsample} | ({"context": self.context} if self.context else {})
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Tap:
+        """The inverse of :meth:`to_dict`; LocaliserError when ``data`` is not one."""
+        try:
+            return cls(str(data["module"]), int(data["upsample"]), data.get("context") or None)
+        except (KeyError, TypeError, ValueError):
+            raise LocaliserError(f"the stored tap {data!r} is not a tap (module, upsample[, context])") from None
 
 
 _TAPS = {
@@ -64,7 +75,12 @@ _TAPS = {
 
 
 def tap_for(backbone: str) -> Tap:
-    """The :class:`Tap` of a backbone name; LocaliserError for one without a stride-8 stage known here."""
+    """The :class:`Tap` of a backbone name; LocaliserError for one without a stride-8 stage known here.
+
+    A stored localiser carries the tap it was fitted on in the checkpoint's metadata
+    (:meth:`Tap.from_dict`), so a tap with a ``context`` (measured in docs/RESULTS.md, not yet the
+    default) and the default one both load.
+    """
     try:
         return _TAPS[backbone]
     except KeyError:
@@ -83,20 +99,35 @@ def tap_features(backbone: nn.Module, tap: Tap, x: torch.Tensor) -> torch.Tensor
     """
     if tap.upsample > 1:
         x = F.interpolate(x, scale_factor=tap.upsample, mode="bilinear", align_corners=False)
-    captured: list[torch.Tensor] = []
+    names = [tap.module] + ([tap.context] if tap.context else [])
+    captured: dict[str, torch.Tensor] = {}
+    handles = []
+    for name in names:
 
-    def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
-        captured.append(output)
-        raise _Captured
+        def hook(module: nn.Module, args: tuple, output: torch.Tensor, name: str = name) -> None:
+            captured[name] = output
+            if len(captured) == len(names):
+                raise _Captured
 
-    handle = backbone.get_submodule(tap.module).register_forward_hook(hook)
+        handles.append(backbone.get_submodule(name).register_forward_hook(hook))
     try:
         backbone(x)
     except _Captured:
         pass
     finally:
-        handle.remove()
-    return captured[0]
+        for handle in handles:
+            handle.remove()
+    return join_tap(tap, captured)
+
+
+def join_tap(tap: Tap, captured: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The tap map from the captured outputs of its module (and context, resized bilinearly to the
+    module's positions and appended to its channels)."""
+    maps = captured[tap.module]
+    if tap.context is None:
+        return maps
+    context = F.interpolate(captured[tap.context], size=maps.shape[-2:], mode="bilinear", align_corners=False)
+    return torch.cat([maps, context.to(maps.dtype)], dim=1)
 
 
 class ShiftScorer(nn.Module):

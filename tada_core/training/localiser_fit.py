@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -65,8 +66,8 @@ def mil_loss(source_logits: torch.Tensor, target_logits: torch.Tensor, k: int = 
     return bags + F.binary_cross_entropy_with_logits(source_logits, torch.zeros_like(source_logits))
 
 
-def _random_flip(maps: torch.Tensor) -> torch.Tensor:
-    flip = torch.rand(len(maps)) < 0.5
+def _random_flip(maps: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    flip = torch.rand(len(maps), generator=generator) < 0.5
     maps = maps.clone()
     maps[flip] = maps[flip].flip(-1)
     return maps
@@ -80,28 +81,32 @@ def fit_localiser(
 ) -> Localiser:
     """Fit a :class:`Localiser` on tap maps of source (N_s, C, h, w) and target (N_t, C, h, w) images.
 
-    ``on_epoch(done, total)`` is called after every epoch of every seed. The global RNG is left as
-    it was (each seed draws from its own generator).
+    ``on_epoch(done, total)`` is called after every epoch of every seed. Each seed draws from its own
+    ``torch.Generator``: the process-wide RNG is neither read nor changed, so a fit on one thread
+    cannot disturb another (the same stream as ``torch.manual_seed(seed)`` on the global one).
     """
     source_maps, target_maps = source_maps.float(), target_maps.float()
     every = torch.cat([source_maps, target_maps])
     n, b = max(len(source_maps), len(target_maps)), settings.batch_size
     total, done = len(settings.seeds) * settings.epochs, 0
-    with torch.random.fork_rng(devices=[]), torch.enable_grad():
-        localiser = Localiser(source_maps.shape[1], seeds=len(settings.seeds))
+    with torch.enable_grad():
+        with torch.device("meta"):  # built without drawing initial weights from the global RNG
+            localiser = Localiser(source_maps.shape[1], seeds=len(settings.seeds))
+        localiser = localiser.to_empty(device="cpu")
         localiser.mean.copy_(every.mean(dim=(0, 2, 3), keepdim=True))
         localiser.std.copy_(every.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6))
         source, target = localiser.standardise(source_maps), localiser.standardise(target_maps)
         for scorer, seed in zip(localiser.scorers, settings.seeds, strict=True):
-            torch.manual_seed(seed)
-            _reset(scorer)
+            generator = torch.Generator().manual_seed(seed)
+            _reset(scorer, generator)
             optimiser = torch.optim.Adam(scorer.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
             for _ in range(settings.epochs):
-                order_s, order_t = torch.randperm(len(source)), torch.randperm(len(target))
+                order_s = torch.randperm(len(source), generator=generator)
+                order_t = torch.randperm(len(target), generator=generator)
                 for start in range(0, n, b):
                     step = torch.arange(start, start + b)
-                    batch_s = _random_flip(source[order_s[step % len(source)]])  # (b, C, h, w)
-                    batch_t = _random_flip(target[order_t[step % len(target)]])
+                    batch_s = _random_flip(source[order_s[step % len(source)]], generator)  # (b, C, h, w)
+                    batch_t = _random_flip(target[order_t[step % len(target)]], generator)
                     loss = mil_loss(scorer(batch_s), scorer(batch_t), settings.top_k)
                     optimiser.zero_grad()
                     loss.backward()
@@ -112,10 +117,15 @@ def fit_localiser(
     return localiser.eval()
 
 
-def _reset(module: nn.Module) -> None:
+@torch.no_grad()
+def _reset(module: nn.Module, generator: torch.Generator) -> None:
+    """PyTorch's default Conv2d initialisation (``reset_parameters``), drawn from ``generator``."""
     for layer in module.modules():
         if isinstance(layer, nn.Conv2d):
-            layer.reset_parameters()
+            nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+            if layer.bias is not None:
+                bound = 1.0 / math.sqrt(layer.weight[0].numel())
+                nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
 
 
 def sample_indices(n: int, max_images: int, seed: int = 0) -> list[int]:
