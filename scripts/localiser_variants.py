@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
 from tada_core.bench.localisation import case_for
 from tada_core.bench.scoring import evaluate_map
 from tada_core.model.backbones import build_backbone
+from tada_core.model.localiser import Tap, tap_features
 from tada_core.training.localiser_fit import FitSettings, fit_localiser, sample_indices
 
 CACHE = Path("/tmp/tada-localiser-maps")
@@ -34,43 +34,12 @@ def backbone():
     return _backbone
 
 
-class _Stop(Exception):
-    pass
-
-
 @torch.no_grad()
-def taps(x, modules, up, size):
-    """maps of several modules, each resized to `size` (bilinear) and concatenated."""
-    if up != 1:
-        x = F.interpolate(x, scale_factor=up, mode="bilinear", align_corners=False)
-    net = backbone()
-    got = {}
-    hs = []
-    for m in modules:
-
-        def hook(mod, a, out, m=m):
-            got[m] = out
-            if len(got) == len(modules):
-                raise _Stop
-
-        hs.append(net.get_submodule(m).register_forward_hook(hook))
-    try:
-        net(x)
-    except _Stop:
-        pass
-    finally:
-        for h in hs:
-            h.remove()
-    outs = [
-        got[m]
-        if got[m].shape[-1] == size
-        else F.interpolate(got[m], size=(size, size), mode="bilinear", align_corners=False)
-        for m in modules
-    ]
-    return torch.cat(outs, 1)
+def taps(x: torch.Tensor, tap: Tap) -> torch.Tensor:
+    return tap_features(backbone(), tap, x)
 
 
-def encode(pair, key, modules, up, size):
+def encode(pair, key, tap):
     CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / f"{pair}__{key}.pt"
     if path.exists():
@@ -79,21 +48,21 @@ def encode(pair, key, modules, up, size):
     out = {}
     for role, ds in (("source", case.data.source_eval.dataset), ("target", case.data.target_eval.dataset)):
         sub = Subset(ds, sample_indices(len(ds), 500))
-        out[role] = torch.cat([taps(x, modules, up, size).half() for x, _ in DataLoader(sub, batch_size=16)])
+        out[role] = torch.cat([taps(x, tap).half() for x, _ in DataLoader(sub, batch_size=16)])
     x = case.test_x["target"]
-    out["test"] = torch.cat([taps(x[i : i + 16], modules, up, size).half() for i in range(0, len(x), 16)])
+    out["test"] = torch.cat([taps(x[i : i + 16], tap).half() for i in range(0, len(x), 16)])
     out["masks"] = torch.as_tensor(case.masks)
     torch.save(out, path)
     return out
 
 
-TAPS = {
-    "b2u2": (["net.blocks.2"], 2, 56),
-    "b2u3": (["net.blocks.2"], 3, 84),
-    "b1u1": (["net.blocks.1"], 1, 56),
-    "b1u2": (["net.blocks.1"], 2, 112),
-    "b23u2": (["net.blocks.2", "net.blocks.3"], 2, 56),
-    "b12u2": (["net.blocks.1", "net.blocks.2"], 2, 56),
+TAPS = {  # (module, input scale, context): maps of 56, 84 or 112 positions a side at 224 px
+    "b2u2": Tap("net.blocks.2", 2),  # the default tap (tap_for("efficientnet_lite0"))
+    "b2u3": Tap("net.blocks.2", 3),
+    "b1u1": Tap("net.blocks.1", 1),
+    "b1u2": Tap("net.blocks.1", 2),
+    "b23u2": Tap("net.blocks.2", 2, "net.blocks.3"),
+    "b12u2": Tap("net.blocks.1", 2, "net.blocks.2"),
 }
 VARIANTS = {
     "base": ("b2u2", {}),
@@ -114,9 +83,8 @@ VARIANTS = {
 
 def run(pair, variant):
     key, kw = VARIANTS[variant]
-    modules, up, size = TAPS[key]
     t0 = time.time()
-    d = encode(pair, key, modules, up, size)
+    d = encode(pair, key, TAPS[key])
     t1 = time.time()
     loc = fit_localiser(d["source"], d["target"], FitSettings(**kw))
     t2 = time.time()

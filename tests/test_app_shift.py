@@ -67,3 +67,33 @@ def test_a_slow_fit_runs_in_the_background_and_the_request_does_not_wait(tmp_pat
     localiser, note = localiser_for(ctx, entry, fit=True)
     assert localiser is None and "background (about 240 s" in note and started == [path]
     assert default_view_for(ctx, entry) in ("gap", "attention") and started == [path]  # picking it fits nothing
+
+
+def test_a_ready_localiser_is_kept_per_file_and_read_again_when_the_file_changes(tmp_path, monkeypatch):
+    """After the first request no file is read for the localiser; a rewritten checkpoint (new mtime
+    and size) is read again, and its own localiser is the one used."""
+    import os
+
+    import app.serving.shift as shift
+    from tada_core.checkpoint import add_to_checkpoint
+    from tada_core.model.localiser import Localiser
+
+    ctx = AppContext.create(data_dir=tmp_path / "runs", data_root=tmp_path / "data", shipped_dir=tmp_path / "none")
+    path = _checkpoint(tmp_path / "stored.safetensors", "mnist", "mnistm")
+    add_to_checkpoint(
+        path, Localiser(32, seeds=1).to_tensors(), {"localiser": {"tap": {"module": "features.3", "upsample": 1}}}
+    )
+    entry = Entry("stored", path, "added")
+    first, note = localiser_for(ctx, entry, fit=False)
+    assert note is None and first.origin == "stored" and first.localiser.mean.shape[1] == 32
+
+    monkeypatch.setattr(shift, "shift_status", lambda *a, **k: pytest.fail("the file was read again"))
+    monkeypatch.setattr(shift, "checkpoint_localiser", lambda *a, **k: pytest.fail("the file was read again"))
+    assert localiser_for(ctx, entry, fit=False)[0] is first
+    monkeypatch.undo()
+
+    replacement = Localiser(32, seeds=2)
+    add_to_checkpoint(path, replacement.to_tensors(), {"localiser": {"tap": {"module": "features.3", "upsample": 1}}})
+    os.utime(path, ns=(1, 1))  # a new mtime, whatever the file system's clock resolution
+    second, _ = localiser_for(ctx, entry, fit=False)
+    assert second is not first and len(second.localiser.scorers) == 2
