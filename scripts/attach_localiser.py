@@ -1,11 +1,12 @@
 """Store the shift localiser inside a checkpoint that has none (the shipped models trained before it existed).
 
-Usage: python scripts/attach_localiser.py CKPT [CKPT ...]
+Usage: python scripts/attach_localiser.py [--refit] CKPT [CKPT ...]
 
 Fits it as the shift view would on first use (:func:`tada_core.explain.shift.checkpoint_localiser`:
 the checkpoint's own domains, the default fit settings), then adds the ``localiser.*`` tensors and the
 fit's description to the file (atomically; every other tensor and field kept) and removes the sidecar
 cache the fit wrote. The app then answers the shift view of the checkpoint without fitting anything.
+``--refit`` replaces a stored localiser with one fitted now on today's tap and settings.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from pathlib import Path
 import torch
 
 from tada_core.checkpoint import add_to_checkpoint, read_info
-from tada_core.explain.shift import MAX_IMAGES, checkpoint_localiser, sidecar_paths
+from tada_core.explain.shift import MAX_IMAGES, checkpoint_localiser, fit_checkpoint_localiser, sidecar_paths
 from tada_core.training.localiser_fit import FitSettings
 
 
-def attach(path: Path) -> None:
+def attach(path: Path, refit: bool = False) -> None:
     started = time.time()
-    found = checkpoint_localiser(path)
+    found = fit_checkpoint_localiser(path) if refit else checkpoint_localiser(path)
     if found.origin == "stored":
         print(f"{path}: already stores a localiser")
         return
@@ -37,5 +38,7 @@ def attach(path: Path) -> None:
 
 
 if __name__ == "__main__":
-    for name in sys.argv[1:]:
-        attach(Path(name))
+    args = sys.argv[1:]
+    refit = "--refit" in args
+    for name in (a for a in args if a != "--refit"):
+        attach(Path(name), refit)

@@ -57,27 +57,33 @@ def encode(pair, key, tap):
 
 
 TAPS = {  # (module, input scale, context): maps of 56, 84 or 112 positions a side at 224 px
-    "b2u2": Tap("net.blocks.2", 2),  # the default tap (tap_for("efficientnet_lite0"))
+    "b2u2": Tap("net.blocks.2", 2),  # the default tap before context
     "b2u3": Tap("net.blocks.2", 3),
     "b1u1": Tap("net.blocks.1", 1),
     "b1u2": Tap("net.blocks.1", 2),
-    "b23u2": Tap("net.blocks.2", 2, "net.blocks.3"),
+    "b23u2": Tap("net.blocks.2", 2, "net.blocks.3"),  # the default tap (tap_for("efficientnet_lite0"))
     "b12u2": Tap("net.blocks.1", 2, "net.blocks.2"),
+    "b12u1": Tap("net.blocks.1", 1, "net.blocks.2"),
+    "b23u3": Tap("net.blocks.2", 3, "net.blocks.3"),
 }
-VARIANTS = {
-    "base": ("b2u2", {}),
-    "u3": ("b2u3", {}),
-    "b1u1": ("b1u1", {}),
-    "b1u2": ("b1u2", {}),
-    "ctx": ("b23u2", {}),
-    "b12": ("b12u2", {}),
+VARIANTS = {  # top_k: 3 was the default before ctx + k16 (None: FitSettings' default, h*w/196)
+    "base": ("b2u2", {"top_k": 3}),
+    "u3": ("b2u3", {"top_k": 3}),
+    "b1u1": ("b1u1", {"top_k": 3}),
+    "b1u2": ("b1u2", {"top_k": 3}),
+    "ctx": ("b23u2", {"top_k": 3}),
+    "b12": ("b12u2", {"top_k": 3}),
     "k1": ("b2u2", {"top_k": 1}),
     "k5": ("b2u2", {"top_k": 5}),
-    "e30": ("b2u2", {"epochs": 30}),
-    "s5": ("b2u2", {"seeds": (0, 1, 2, 3, 4)}),
+    "e30": ("b2u2", {"epochs": 30, "top_k": 3}),
+    "s5": ("b2u2", {"seeds": (0, 1, 2, 3, 4), "top_k": 3}),
     "k16": ("b2u2", {"top_k": 16}),
     "k32": ("b2u2", {"top_k": 32}),
-    "ctxk16": ("b23u2", {"top_k": 16}),
+    "ctxk16": ("b23u2", {"top_k": 16}),  # today's default (tap_for("efficientnet_lite0"), FitSettings())
+    "ctxk16s345": ("b23u2", {"top_k": 16, "seeds": (3, 4, 5)}),  # the same, other scorer seeds
+    "bases345": ("b2u2", {"seeds": (3, 4, 5), "top_k": 3}),
+    "b12u1": ("b12u1", {}),  # stride-4 blocks.1 with blocks.2 as context, at 1x: 56x56, bag 16
+    "ctxu3": ("b23u3", {}),  # the default tap at 3x: 84x84, bag 36
 }
 
 

@@ -12,7 +12,14 @@ from tada_core.checkpoint import read_checkpoint
 from tada_core.model.backbones import build_backbone
 from tada_core.model.localiser import Localiser, LocaliserError, tap_features, tap_for
 from tada_core.training import Callback, train
-from tada_core.training.localiser_fit import FitSettings, fit_localiser, mil_loss, top_k_mean
+from tada_core.training.localiser_fit import (
+    FitSettings,
+    bag_size,
+    channel_stats,
+    fit_localiser,
+    mil_loss,
+    top_k_mean,
+)
 from tests.helpers import bars_run_data
 
 QUICK = FitSettings(seeds=(0,), epochs=30)
@@ -20,13 +27,14 @@ QUICK = FitSettings(seeds=(0,), epochs=30)
 
 @pytest.mark.parametrize(
     ("backbone", "size", "shape"),
-    [("lenet", 28, (32, 14, 14)), ("efficientnet_lite0", 224, (40, 56, 56)), ("resnet18", 224, (128, 56, 56))],
+    [("lenet", 28, (32, 14, 14)), ("efficientnet_lite0", 224, (40 + 80, 56, 56)), ("resnet18", 224, (128, 56, 56))],
 )
 def test_the_tap_is_the_first_stride_8_stage_on_the_2x_input_for_photos(backbone, size, shape):
     net = build_backbone(backbone).eval()
     with torch.no_grad():
         maps = tap_features(net, tap_for(backbone), torch.zeros(1, 3, size, size))
     assert tuple(maps.shape[1:]) == shape  # 56 = 2·224 / 8: one position per 4 px of the image
+    # Lite0 appends its stride-16 stage (80 channels) resized to the stride-8 positions
     with pytest.raises(LocaliserError, match="no shift localiser"):
         tap_for("vgg16")
 
@@ -38,6 +46,15 @@ def test_top_k_mean_and_the_mil_loss_by_hand():
     bce = lambda x, y: -(y * math.log(1 / (1 + math.exp(-x))) + (1 - y) * math.log(1 - 1 / (1 + math.exp(-x))))  # noqa: E731
     expected = bce(2.0, 1) + bce((-2 - 3 - 4) / 3, 0) + np.mean([bce(v, 0) for v in (-2, -3, -4, -5)])
     assert mil_loss(source, target, 3).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_the_bag_covers_a_196th_of_the_map_and_the_channel_stats_match_torch():
+    assert (bag_size(56, 56), bag_size(14, 14), bag_size(12, 12), bag_size(112, 112)) == (16, 3, 3, 64)
+    a, b = torch.randn(70, 3, 5, 4).half(), torch.randn(30, 3, 5, 4).half() * 2 + 1
+    mean, std = channel_stats(a, b, chunk=16)
+    every = torch.cat([a, b]).double()
+    assert torch.allclose(mean, every.mean(dim=(0, 2, 3), keepdim=True).float())
+    assert torch.allclose(std, every.std(dim=(0, 2, 3), keepdim=True).float())
 
 
 def _maps(n, seed, spot=1.0, offset=0.0):

@@ -40,9 +40,11 @@ from tada_core.training.localiser_fit import MAX_IMAGES, FitSettings, fit_for_ba
 
 SIDECAR_KEY = "tada-localiser"
 # Measured on the development machine (2 busy x86_64 cores, one thread): seconds to encode one
-# image at the tap, and seconds per fitting step per value of the (C, h, w) tap map.
-ENCODE_SECONDS = {1: 0.002, 2: 0.11}  # by tap.upsample: LeNet at 1×, Lite0 at 2×
-STEP_SECONDS_PER_VALUE = 0.9e-6
+# image at the tap, and seconds per fitting step per position of the (C, h, w) tap map, a + b·C
+# (Lite0's fits: C = 40 in ~75 s, C = 120 in ~125 s, 1,440 steps of 56 × 56 positions).
+ENCODE_SECONDS = {1: 0.002, 2: 0.08}  # by tap.upsample: LeNet at 1×, Lite0 at 2×
+STEP_SECONDS_PER_POSITION = 11e-6
+STEP_SECONDS_PER_VALUE = 0.14e-6
 
 
 class ShiftError(TadaError):
@@ -207,13 +209,25 @@ def _localiser_for(path: str, key: str, data_root: str | None, max_images: int, 
     cached = _read_sidecar(Path(path), tap)
     if cached is not None:
         return CheckpointLocaliser(*cached, "cached")
+    found = fit_checkpoint_localiser(path, data_root, max_images=max_images)
+    _write_sidecar(
+        Path(path), found.localiser, tap, torch.float16 if read_info(path).config.pretrained else torch.float32
+    )
+    return found
+
+
+def fit_checkpoint_localiser(
+    path: str | Path, data_root: str | None = None, *, max_images: int = MAX_IMAGES
+) -> CheckpointLocaliser:
+    """Fit a checkpoint's shift localiser now, on today's tap and settings, whatever it stores or
+    has cached (nothing is written); ShiftError when its domains cannot be loaded here."""
     model, info = load_checkpoint(path)
+    tap = _tap_of(info)
     source, target = _domains(Path(path), info, data_root)
     settings = FitSettings(max_images=max_images)
     localiser = fit_for_backbone(
         model.backbone, info.config.backbone, source.dataset, target.dataset, settings=settings
     )
-    _write_sidecar(Path(path), localiser, tap, torch.float16 if info.config.pretrained else torch.float32)
     return CheckpointLocaliser(localiser, tap, "fitted")
 
 
@@ -238,10 +252,11 @@ def shift_status(path: str | Path, data_root: str | None = None, *, max_images: 
     size = image_size_for(info.config)
     model, _ = load_checkpoint(path)
     with torch.no_grad():
-        values = tap_features(model.backbone, tap, torch.zeros(1, 3, size, size))[0].numel()
+        channels, h, w = tap_features(model.backbone, tap, torch.zeros(1, 3, size, size))[0].shape
     settings = FitSettings()
     steps = len(settings.seeds) * settings.epochs * math.ceil(max(n) / settings.batch_size)
-    seconds = sum(n) * ENCODE_SECONDS.get(tap.upsample, 0.11) + steps * values * STEP_SECONDS_PER_VALUE
+    per_step = h * w * (STEP_SECONDS_PER_POSITION + channels * STEP_SECONDS_PER_VALUE)
+    seconds = sum(n) * ENCODE_SECONDS.get(tap.upsample, 0.08) + steps * per_step
     return ShiftStatus(False, True, "fittable", seconds=round(seconds, 1))
 
 

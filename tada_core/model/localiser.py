@@ -3,13 +3,16 @@
 "Where does this target image differ from the source?" is asked of the backbone's first stride-8
 stage (its *tap*), a map fine enough to outline a 40×15-pixel mark:
 
-    backbone            tap                    input        map at 224 / 28 px
-    efficientnet_lite0  ``net.blocks.2``        upsampled 2×  40 × 56 × 56  (one cell = 4 px)
-    resnet18 … 101      ``layers.1`` (layer2)   upsampled 2×  C × 56 × 56
-    lenet               ``features.3``          as it is      32 × 14 × 14  (one cell = 2 px)
+    backbone            tap                    + context      input         map at 224 / 28 px
+    efficientnet_lite0  ``net.blocks.2``        ``net.blocks.3``  upsampled 2×  120 × 56 × 56  (cell = 4 px)
+    resnet18 … 101      ``layers.1`` (layer2)   –               upsampled 2×  C × 56 × 56
+    lenet               ``features.3``          –               as it is      32 × 14 × 14  (cell = 2 px)
 
 Photo backbones run on the image upsampled 2× (bilinear), so every position sees a 4-px step and a
-receptive field half as large relative to the artefact (docs/RESULTS.md: +0.03 to +0.12 AUC).
+receptive field half as large relative to the artefact (docs/RESULTS.md: +0.03 to +0.12 AUC). On
+Lite0 the next, stride-16 stage is resized to the tap's positions and appended (its *context*): a
+position then also sees what surrounds it, which lifts the faint marks (dust +0.13 AUC, docs/RESULTS.md
+"Localiser variants"); the ResNets' context is not measured, so they keep the plain tap.
 
 The scorer s is Conv3×3(C→64) → ReLU → Conv1×1(64→1), applied to the tap map standardised per
 channel, f̃ = (f − μ) / σ; it gives a logit zₚ per position p, high where the target differs. A
@@ -69,7 +72,7 @@ class Tap:
 
 _TAPS = {
     "lenet": Tap("features.3", 1),
-    "efficientnet_lite0": Tap("net.blocks.2", 2),
+    "efficientnet_lite0": Tap("net.blocks.2", 2, "net.blocks.3"),
     **{name: Tap("layers.1", 2) for name in ("resnet18", "resnet34", "resnet50", "resnet101")},
 }
 
@@ -78,8 +81,8 @@ def tap_for(backbone: str) -> Tap:
     """The :class:`Tap` of a backbone name; LocaliserError for one without a stride-8 stage known here.
 
     A stored localiser carries the tap it was fitted on in the checkpoint's metadata
-    (:meth:`Tap.from_dict`), so a tap with a ``context`` (measured in docs/RESULTS.md, not yet the
-    default) and the default one both load.
+    (:meth:`Tap.from_dict`), so one fitted on an older tap (Lite0's without a context, before
+    2026-12-05) still loads and is read on that tap.
     """
     try:
         return _TAPS[backbone]
