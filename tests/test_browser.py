@@ -26,6 +26,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 LOCAL = ("http://127.0.0.1", "data:", "blob:")
 TIMEOUT_MS = 120_000
+JOB_TIMEOUT_MS = 600_000  # the training job: ~100 s on a quiet 2-core machine, 3× that on a slow CI runner
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -129,7 +130,9 @@ def test_train_job_progress_and_completion(page):
     page.locator("#train-eval-max input").fill("200")
     page.get_by_role("button", name="Start training").click()
     page.wait_for_selector("#train-progress [role=progressbar]")
-    page.wait_for_function("document.querySelector('#train-headline').innerText.includes('Finished')")
+    page.wait_for_function(
+        "document.querySelector('#train-headline').innerText.includes('Finished')", timeout=JOB_TIMEOUT_MS
+    )
     page.wait_for_selector("#train-probe-target img")
     assert "30 / 30 steps" in page.locator("#train-progress").inner_text()
     page.get_by_text("Advanced").click()
