@@ -65,6 +65,8 @@ TAPS = {  # (module, input scale, context): maps of 56, 84 or 112 positions a si
     "b12u2": Tap("net.blocks.1", 2, "net.blocks.2"),
     "b12u1": Tap("net.blocks.1", 1, "net.blocks.2"),
     "b23u3": Tap("net.blocks.2", 3, "net.blocks.3"),
+    "b24u2": Tap("net.blocks.2", 2, "net.blocks.4"),  # stride-16 context one stage deeper (112 ch)
+    "b25u2": Tap("net.blocks.2", 2, "net.blocks.5"),  # stride-32 context (192 ch)
 }
 VARIANTS = {  # top_k: 3 was the default before ctx + k16 (None: FitSettings' default, h*w/196)
     "base": ("b2u2", {"top_k": 3}),
@@ -84,6 +86,9 @@ VARIANTS = {  # top_k: 3 was the default before ctx + k16 (None: FitSettings' de
     "bases345": ("b2u2", {"seeds": (3, 4, 5), "top_k": 3}),
     "b12u1": ("b12u1", {}),  # stride-4 blocks.1 with blocks.2 as context, at 1x: 56x56, bag 16
     "ctxu3": ("b23u3", {}),  # the default tap at 3x: 84x84, bag 36
+    "ctxs6": ("b23u2", {"seeds": (0, 1, 2, 3, 4, 5)}),  # the default with 6 scorers averaged
+    "ctx4": ("b24u2", {}),  # blocks.4 as the context: a larger receptive field at stride 16
+    "ctx5": ("b25u2", {}),  # blocks.5 as the context: stride 32
 }
 
 
