@@ -89,13 +89,64 @@ VARIANTS = {  # top_k: 3 was the default before ctx + k16 (None: FitSettings' de
     "ctxs6": ("b23u2", {"seeds": (0, 1, 2, 3, 4, 5)}),  # the default with 6 scorers averaged
     "ctx4": ("b24u2", {}),  # blocks.4 as the context: a larger receptive field at stride 16
     "ctx5": ("b25u2", {}),  # blocks.5 as the context: stride 32
+    "h16": ("b23u2", {"hidden": 16}),  # the default with 16 hidden channels a scorer instead of 64
+    "wd2": ("b23u2", {"weight_decay": 1e-2}),  # the default with 100x the weight decay
+    "e5": ("b23u2", {"epochs": 5}),  # the default with 5 epochs instead of 15
+    "ce30": ("b23u2", {"epochs": 30}),  # the default with 30 epochs instead of 15
+    "trim25": ("b23u2", {"trim": 0.25}),  # the default, the worst-explained quarter of target bags left out
+    "trim25s345": ("b23u2", {"trim": 0.25, "seeds": (3, 4, 5)}),  # trim25 with scorer seeds 3, 4, 5
+    "ctxph": (
+        "b23u2",
+        {"photometric": True},
+    ),  # the default + 7 photometric channels (log-luminance, band-pass, chroma)
 }
+
+
+def photometric(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Log-luminance, its band-pass at 3 scales, chroma and local contrast, at ``size`` positions."""
+    import torch.nn.functional as F
+    from torchvision.transforms.functional import gaussian_blur
+
+    from tada_core.data.transforms import IMAGENET_NORM
+
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in IMAGENET_NORM)
+    raw = (x.float() * std + mean).clamp(0, 1)
+    log_rgb = torch.log(raw + 0.02)
+    lum = log_rgb.mean(1, keepdim=True)
+    l0 = F.adaptive_avg_pool2d(lum, size)
+    chans = [l0]
+    for sigma in (2.0, 4.0, 8.0):
+        k = int(2 * round(3 * sigma) + 1)
+        chans.append(l0 - gaussian_blur(l0, [k, k], [sigma, sigma]))
+    chroma = F.adaptive_avg_pool2d(log_rgb - lum, size)
+    chans += [chroma[:, 0:1], chroma[:, 2:3]]
+    chans.append((F.adaptive_avg_pool2d(lum**2, size) - l0**2).clamp_min(0).sqrt())
+    return torch.cat(chans, 1)
+
+
+def encode_photometric(pair, size):
+    path = CACHE / f"{pair}__photo{size}.pt"
+    if path.exists():
+        return torch.load(path)
+    case = case_for(pair)
+    out = {}
+    for role, ds in (("source", case.data.source_eval.dataset), ("target", case.data.target_eval.dataset)):
+        sub = Subset(ds, sample_indices(len(ds), 500))
+        out[role] = torch.cat([photometric(x, size).half() for x, _ in DataLoader(sub, batch_size=16)])
+    out["test"] = photometric(case.test_x["target"], size).half()
+    torch.save(out, path)
+    return out
 
 
 def run(pair, variant):
     key, kw = VARIANTS[variant]
+    kw = dict(kw)
+    extra = kw.pop("photometric", False)
     t0 = time.time()
     d = encode(pair, key, TAPS[key])
+    if extra:
+        p = encode_photometric(pair, d["test"].shape[-1])
+        d = {r: torch.cat([d[r], p[r]], 1) for r in ("source", "target", "test")} | {"masks": d["masks"]}
     t1 = time.time()
     loc = fit_localiser(d["source"], d["target"], FitSettings(**kw))
     t2 = time.time()

@@ -48,6 +48,16 @@ def test_top_k_mean_and_the_mil_loss_by_hand():
     assert mil_loss(source, target, 3).item() == pytest.approx(expected, rel=1e-5)
 
 
+def test_the_trimmed_mil_loss_leaves_out_the_worst_explained_target_bags():
+    bce_one = lambda x: math.log(1 + math.exp(-x))  # noqa: E731
+    source = torch.full((1, 1, 1), -20.0)  # its two terms are ~0
+    target = torch.tensor([3.0, -1.0, 0.5, 2.0]).view(4, 1, 1)  # one position a map: T_1 is the logit
+    kept = np.mean([bce_one(v) for v in (3.0, 2.0, 0.5)])  # trim 1/4: the bag at -1 is left out
+    assert mil_loss(source, target, 1, trim=0.25).item() == pytest.approx(kept, abs=1e-6)
+    everything = np.mean([bce_one(v) for v in (3.0, -1.0, 0.5, 2.0)])
+    assert mil_loss(source, target, 1).item() == pytest.approx(everything, abs=1e-6)
+
+
 def test_the_bag_covers_a_196th_of_the_map_and_the_channel_stats_match_torch():
     assert (bag_size(56, 56), bag_size(14, 14), bag_size(12, 12), bag_size(112, 112)) == (16, 3, 3, 64)
     a, b = torch.randn(70, 3, 5, 4).half(), torch.randn(30, 3, 5, 4).half() * 2 + 1

@@ -87,6 +87,22 @@ def test_for_digits_the_shift_map_comes_from_the_same_forward(tmp_path):
     assert result.shift.shape == (14, 14)
 
 
+def test_fit_estimate_is_encoding_plus_steps_by_the_measured_costs():
+    # Lite0's default tap on a pair of 160 + 160 photos: 3 seeds × 15 epochs × ⌈160 / 16⌉ = 450 steps,
+    # each 56·56·(2.3e-5 + 120·1.29e-6) = 0.5576 s, after 320 encodings of 0.21 s.
+    assert S.fit_seconds("efficientnet_lite0", [160, 160], (120, 56, 56)) == pytest.approx(
+        450 * 0.5576 + 67.2, rel=1e-4
+    )
+    # a backbone whose encoding was not measured is priced as the slowest measured one
+    assert S.fit_seconds("vit", [10, 10], (8, 1, 1)) == pytest.approx(20 * 0.5 + 3 * 15 * 1 * (2.3e-5 + 8 * 1.29e-6))
+
+
+def test_status_prices_the_fit_of_the_checkpoint_tap_with_the_capped_image_counts(tmp_path):
+    path = _digits_checkpoint(tmp_path / "old.safetensors", "optdigits", "mnist", stored=False)
+    status = S.shift_status(path, max_images=40)
+    assert status.seconds == pytest.approx(round(S.fit_seconds("lenet", [40, 40], (32, 14, 14)), 1))
+
+
 def test_without_stored_tensors_it_is_fitted_once_cached_beside_the_file_by_content_hash(tmp_path, monkeypatch):
     path = _digits_checkpoint(tmp_path / "old.safetensors", "optdigits", "mnist", stored=False)
     status = S.shift_status(path, max_images=40)

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import threading
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,12 +40,22 @@ from tada_core.model.localiser import PREFIX, Localiser, LocaliserError, Tap, ta
 from tada_core.training.localiser_fit import MAX_IMAGES, FitSettings, fit_for_backbone
 
 SIDECAR_KEY = "tada-localiser"
-# Measured on the development machine (2 busy x86_64 cores, one thread): seconds to encode one
-# image at the tap, and seconds per fitting step per position of the (C, h, w) tap map, a + b·C
-# (Lite0's fits: C = 40 in ~75 s, C = 120 in ~125 s, 1,440 steps of 56 × 56 positions).
-ENCODE_SECONDS = {1: 0.002, 2: 0.08}  # by tap.upsample: LeNet at 1×, Lite0 at 2×
-STEP_SECONDS_PER_POSITION = 11e-6
-STEP_SECONDS_PER_VALUE = 0.14e-6
+# Measured on the development machine with one thread, as the app fits (scripts/measure_shift_costs.py,
+# 2026-12-06, quiet): seconds to encode one image at the backbone's tap, and seconds per fitting step
+# of 16 + 16 tap maps of (C, h, w), h·w·(STEP_PER_POSITION + C·STEP_PER_VALUE) (Lite0's 120 × 56 × 56:
+# 0.58 s measured, 0.56 s by the formula; LeNet's 32 × 14 × 14: 0.009 s, 0.013 s). The estimate
+# before it, a fit of Lite0 in 1/4 to 1/5 of the time it took, was measured with 2 threads.
+ENCODE_SECONDS = {
+    "lenet": 0.0002,
+    "efficientnet_lite0": 0.21,
+    "resnet18": 0.18,
+    "resnet34": 0.25,
+    "resnet50": 0.49,
+    "resnet101": 0.49,
+}
+ENCODE_SECONDS_OTHER = 0.5  # a backbone not measured
+STEP_PER_POSITION = 2.3e-5
+STEP_PER_VALUE = 1.29e-6
 
 
 class ShiftError(TadaError):
@@ -253,11 +264,20 @@ def shift_status(path: str | Path, data_root: str | None = None, *, max_images: 
     model, _ = load_checkpoint(path)
     with torch.no_grad():
         channels, h, w = tap_features(model.backbone, tap, torch.zeros(1, 3, size, size))[0].shape
-    settings = FitSettings()
-    steps = len(settings.seeds) * settings.epochs * math.ceil(max(n) / settings.batch_size)
-    per_step = h * w * (STEP_SECONDS_PER_POSITION + channels * STEP_SECONDS_PER_VALUE)
-    seconds = sum(n) * ENCODE_SECONDS.get(tap.upsample, 0.08) + steps * per_step
+    seconds = fit_seconds(info.config.backbone, n, (channels, h, w))
     return ShiftStatus(False, True, "fittable", seconds=round(seconds, 1))
+
+
+def fit_seconds(
+    backbone: str, images: Sequence[int], shape: tuple[int, int, int], settings: FitSettings | None = None
+) -> float:
+    """Estimated seconds to fit a localiser on one thread: encode ``images`` (source, target counts)
+    at the tap, then ``seeds × epochs × ⌈max(images) / batch⌉`` steps on tap maps of ``shape`` (C, h, w)."""
+    channels, h, w = shape
+    settings = settings or FitSettings()
+    steps = len(settings.seeds) * settings.epochs * math.ceil(max(images) / settings.batch_size)
+    per_step = h * w * (STEP_PER_POSITION + channels * STEP_PER_VALUE)
+    return sum(images) * ENCODE_SECONDS.get(backbone, ENCODE_SECONDS_OTHER) + steps * per_step
 
 
 def checkpoint_default_view(path: str | Path, data_root: str | None = None) -> str:

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from tada_core.model.localiser import Localiser, Tap, tap_features, tap_for
+from tada_core.model.localiser import HIDDEN, Localiser, Tap, tap_features, tap_for
 
 MAX_IMAGES = 500  # per domain: the MIL fit gains little beyond a few hundred bags
 BAG_AREA, MIN_BAG = 196, 3  # the top-k bag covers 1/196 of a map's positions, at least 3
@@ -53,10 +53,18 @@ class FitSettings:
     weight_decay: float = 1e-4
     top_k: int | None = None  # None: bag_size(h, w) of the maps fitted on
     max_images: int = MAX_IMAGES
+    hidden: int = HIDDEN  # channels of each scorer's 3x3 convolution
+    trim: float = 0.0  # share of target bags left out of the loss, the worst-explained (0: none)
 
     def to_dict(self) -> dict:
         k = self.top_k if self.top_k is not None else f"h*w/{BAG_AREA}, at least {MIN_BAG}"
-        return {"seeds": list(self.seeds), "epochs": self.epochs, "batch_size": self.batch_size, "top_k": k}
+        out = {"seeds": list(self.seeds), "epochs": self.epochs, "batch_size": self.batch_size, "top_k": k}
+        return out | {
+            name: getattr(self, name) for name in ("hidden", "trim") if getattr(self, name) != _DEFAULTS[name]
+        }
+
+
+_DEFAULTS = {"hidden": HIDDEN, "trim": 0.0}  # recorded by to_dict only when changed (research options)
 
 
 def bag_size(h: int, w: int) -> int:
@@ -70,10 +78,16 @@ def top_k_mean(logits: torch.Tensor, k: int) -> torch.Tensor:
     return flat.topk(min(k, flat.shape[1]), dim=1).values.mean(1)
 
 
-def mil_loss(source_logits: torch.Tensor, target_logits: torch.Tensor, k: int = 3) -> torch.Tensor:
-    """BCE(T_k(z(xₜ)), 1) + BCE(T_k(z(xₛ)), 0) + mean BCE(z(xₛ), 0) for logit maps (B, h, w)."""
+def mil_loss(source_logits: torch.Tensor, target_logits: torch.Tensor, k: int = 3, trim: float = 0.0) -> torch.Tensor:
+    """BCE(T_k(z(xₜ)), 1) + BCE(T_k(z(xₛ)), 0) + mean BCE(z(xₛ), 0) for logit maps (B, h, w).
+
+    ``trim`` > 0 leaves out that share of the target bags with the largest loss (those whose mark
+    the scorer cannot see) from the first term."""
     ones, zeros = torch.ones(len(target_logits)), torch.zeros(len(source_logits))
-    bags = F.binary_cross_entropy_with_logits(top_k_mean(target_logits, k), ones)
+    per_bag = F.binary_cross_entropy_with_logits(top_k_mean(target_logits, k), ones, reduction="none")
+    if trim > 0:
+        per_bag = per_bag.sort().values[: max(1, round(len(per_bag) * (1 - trim)))]
+    bags = per_bag.mean()
     bags = bags + F.binary_cross_entropy_with_logits(top_k_mean(source_logits, k), zeros)
     return bags + F.binary_cross_entropy_with_logits(source_logits, torch.zeros_like(source_logits))
 
@@ -102,7 +116,7 @@ def fit_localiser(
     total, done = len(settings.seeds) * settings.epochs, 0
     with torch.enable_grad():
         with torch.device("meta"):  # built without drawing initial weights from the global RNG
-            localiser = Localiser(source_maps.shape[1], seeds=len(settings.seeds))
+            localiser = Localiser(source_maps.shape[1], seeds=len(settings.seeds), hidden=settings.hidden)
         localiser = localiser.to_empty(device="cpu")
         mean, std = channel_stats(source_maps, target_maps)
         localiser.mean.copy_(mean)
@@ -119,7 +133,7 @@ def fit_localiser(
                     step = torch.arange(start, start + b)
                     batch_s = _random_flip(standardise(source_maps[order_s[step % len(source_maps)]]), generator)
                     batch_t = _random_flip(standardise(target_maps[order_t[step % len(target_maps)]]), generator)
-                    loss = mil_loss(scorer(batch_s), scorer(batch_t), k)  # batches (b, C, h, w)
+                    loss = mil_loss(scorer(batch_s), scorer(batch_t), k, settings.trim)  # batches (b, C, h, w)
                     optimiser.zero_grad()
                     loss.backward()
                     optimiser.step()
