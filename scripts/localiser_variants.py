@@ -83,6 +83,9 @@ VARIANTS = {  # top_k: 3 was the default before ctx + k16 (None: FitSettings' de
     "k32": ("b2u2", {"top_k": 32}),
     "ctxk16": ("b23u2", {"top_k": 16}),  # today's default (tap_for("efficientnet_lite0"), FitSettings())
     "ctxk16s345": ("b23u2", {"top_k": 16, "seeds": (3, 4, 5)}),  # the same, other scorer seeds
+    "ctxk32": ("b23u2", {"top_k": 32}),  # the default tap with a bag of 32 positions
+    "ctxk64": ("b23u2", {"top_k": 64}),  # the default tap with a bag of 64 positions
+    "ctxk32s345": ("b23u2", {"top_k": 32, "seeds": (3, 4, 5)}),  # ctxk32 with scorer seeds 3, 4, 5
     "bases345": ("b2u2", {"seeds": (3, 4, 5), "top_k": 3}),
     "b12u1": ("b12u1", {}),  # stride-4 blocks.1 with blocks.2 as context, at 1x: 56x56, bag 16
     "ctxu3": ("b23u3", {}),  # the default tap at 3x: 84x84, bag 36
