@@ -4,8 +4,9 @@ The shift view's scorer is fitted without any mask: target images are bags, sour
 This script fits the *same* scorer (one, standardised tap map → Conv3×3 → ReLU → Conv1×1) with the
 ground-truth masks of the training targets (a position is positive when its 4-px cell touches the
 artefact; source positions are negative) and scores it like `tada bench localisation` on the held-out
-targets. What it cannot reach, the label-free fit cannot either: it separates "the features do not
-show the mark" from "the label-free fit does not find it".
+targets: a reference the label-free fit should not be expected to beat (one seed, and it still gains
+from more epochs, so a floor of the true ceiling). It separates "the features do not show the mark"
+from "the label-free fit does not find it".
 
     OMP_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python scripts/localiser_ceiling.py OUT.jsonl shift-dust,shift-watermark [TAP[+ph] [EPOCHS [N]]]
 

@@ -40,6 +40,12 @@ def taps(x: torch.Tensor, tap: Tap) -> torch.Tensor:
 
 
 def encode(pair, key, tap):
+    return _cached(pair, key, lambda x: taps(x, tap))
+
+
+def _cached(pair, key, maps_of):
+    """``maps_of`` (float16) of the pair's sampled source / target images and held-out targets, with
+    the held-out masks, cached under CACHE as ``{pair}__{key}.pt``."""
     CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / f"{pair}__{key}.pt"
     if path.exists():
@@ -48,9 +54,9 @@ def encode(pair, key, tap):
     out = {}
     for role, ds in (("source", case.data.source_eval.dataset), ("target", case.data.target_eval.dataset)):
         sub = Subset(ds, sample_indices(len(ds), 500))
-        out[role] = torch.cat([taps(x, tap).half() for x, _ in DataLoader(sub, batch_size=16)])
+        out[role] = torch.cat([maps_of(x).half() for x, _ in DataLoader(sub, batch_size=16)])
     x = case.test_x["target"]
-    out["test"] = torch.cat([taps(x[i : i + 16], tap).half() for i in range(0, len(x), 16)])
+    out["test"] = torch.cat([maps_of(x[i : i + 16]).half() for i in range(0, len(x), 16)])
     out["masks"] = torch.as_tensor(case.masks)
     torch.save(out, path)
     return out
@@ -98,10 +104,8 @@ VARIANTS = {  # top_k: 3 was the default before ctx + k16 (None: FitSettings' de
     "ce30": ("b23u2", {"epochs": 30}),  # the default with 30 epochs instead of 15
     "trim25": ("b23u2", {"trim": 0.25}),  # the default, the worst-explained quarter of target bags left out
     "trim25s345": ("b23u2", {"trim": 0.25, "seeds": (3, 4, 5)}),  # trim25 with scorer seeds 3, 4, 5
-    "ctxph": (
-        "b23u2",
-        {"photometric": True},
-    ),  # the default + 7 photometric channels (log-luminance, band-pass, chroma)
+    # the default + 7 photometric channels (log-luminance, its band-pass, chroma, local contrast)
+    "ctxph": ("b23u2", {"photometric": True}),
 }
 
 
@@ -128,17 +132,7 @@ def photometric(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def encode_photometric(pair, size):
-    path = CACHE / f"{pair}__photo{size}.pt"
-    if path.exists():
-        return torch.load(path)
-    case = case_for(pair)
-    out = {}
-    for role, ds in (("source", case.data.source_eval.dataset), ("target", case.data.target_eval.dataset)):
-        sub = Subset(ds, sample_indices(len(ds), 500))
-        out[role] = torch.cat([photometric(x, size).half() for x, _ in DataLoader(sub, batch_size=16)])
-    out["test"] = photometric(case.test_x["target"], size).half()
-    torch.save(out, path)
-    return out
+    return _cached(pair, f"photo{size}", lambda x: photometric(x, size))
 
 
 def run(pair, variant):
