@@ -15,7 +15,6 @@ default tap; ``+ph`` appends its photometric channels), encoding them if absent;
 images of each domain only (all by default).
 """
 
-import json
 import sys
 import time
 
@@ -23,9 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from scripts.localiser_variants import TAPS, encode, encode_photometric
+from scripts.localiser_variants import TAPS, encode, encode_photometric, record, score
 from tada_core.bench.localisation import parse_pair
-from tada_core.bench.scoring import evaluate_map
 from tada_core.data.shift_pairs import WINDOW, shift_pair
 from tada_core.model.localiser import Localiser
 from tada_core.training.localiser_fit import channel_stats, sample_indices
@@ -71,17 +69,10 @@ def run(pair, key="b23u2", epochs=10, n=None):
     labels = cell_labels(masks[idx], d["target"].shape[-1])
     t1 = time.time()
     loc = fit_supervised(d["source"][:n], d["target"][:n], labels[:n], epochs=epochs)
-    with torch.no_grad():
-        z = torch.cat([loc(d["test"][i : i + 16]) for i in range(0, len(d["test"]), 16)]).numpy()
-    m = evaluate_map(z, d["masks"].numpy(), "high", (7, 14))
-    return {
-        "pair": pair,
-        "variant": f"supervised-ceiling:{key}:e{epochs}" + (f":n{n}" if n else ""),
-        "g7": m["g7"],
-        "g14": m.get("g14"),
-        "encode_s": round(t1 - t0, 1),
-        "fit_s": round(time.time() - t1, 1),
-    }
+    variant = f"supervised-ceiling:{key}:e{epochs}" + (f":n{n}" if n else "")
+    t2 = time.time()
+    times = {"encode_s": round(t1 - t0, 1), "fit_s": round(t2 - t1, 1)}
+    return {"pair": pair, "variant": variant} | score(loc, d) | times
 
 
 if __name__ == "__main__":
@@ -90,7 +81,4 @@ if __name__ == "__main__":
     epochs = int(sys.argv[4]) if len(sys.argv) > 4 else 10
     n = int(sys.argv[5]) if len(sys.argv) > 5 else None
     for pair in sys.argv[2].split(","):
-        r = run(pair, key, epochs, n)
-        print(json.dumps(r), flush=True)
-        with open(sys.argv[1], "a") as f:
-            f.write(json.dumps(r) + "\n")
+        record(sys.argv[1], run(pair, key, epochs, n))
