@@ -47,6 +47,8 @@ def train_maps(pair: str, seed: int) -> dict:
 
 
 def run(pair: str, seeds: int, how: str = "free", epochs: int = 30) -> dict:
+    if how not in ("free", "supervised") and not (how.startswith("free") and how[4:].isdigit()):
+        raise SystemExit(f"unknown fit {how!r}: free, free<scorer seeds> (e.g. free345) or supervised")
     t0 = time.time()
     parts = [train_maps(pair, s) for s in range(seeds)]
     test = encode(pair, KEY, TAPS[KEY])
