@@ -20,7 +20,8 @@ from tada_core.explain.viz import SOURCE_COLOR, TARGET_COLOR, figure_to_array
 
 ESTIMATE_CAVEAT = (
     "dashed: target accuracy estimated without target labels (PM-own: temperature from a held-out-source "
-    "augmentation ladder, own BatchNorm statistics, prior matching); assumes the target's classes are mixed as in the source"
+    "augmentation ladder, own BatchNorm statistics, the target's class mix by EM); assumes each class looks on the "
+    "target as on the calibration sets"
 )
 
 LOSS_KEYS = ("total", "classification", "global_adversarial", "local_adversarial", "entropy")

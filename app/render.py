@@ -18,9 +18,9 @@ import numpy as np
 from PIL import Image
 
 from app.serving.images import png_bytes
-from tada_core.explain.result import AttentionResult, view_grid
+from tada_core.explain.result import AttentionResult, fit_note, view_grid
 from tada_core.explain.views import SCALE_NAMES, range_text
-from tada_core.explain.viz import colormap_table, enlarge
+from tada_core.explain.viz import colormap_table, enlarge, prints_values
 
 COLORMAPS = ("jet", "turbo", "viridis", "inferno", "magma", "plasma", "coolwarm")
 NO_LOCAL = {
@@ -31,7 +31,7 @@ NO_LOCAL = {
 
 
 INLINE_MAX_SIDE = 512  # inline report images are at most this long; the gallery keeps the full size
-GRID_TABLE_MAX_CELLS = 14 * 14  # finer maps (the 56×56 shift view) get a summary instead of a table
+GRID_TABLE_MAX_CELLS = 14 * 14  # finer maps (the 56×56 shift view) get a summary instead of a heat map
 
 
 def data_uri(array: np.ndarray) -> str:
@@ -76,28 +76,37 @@ def _cell_styles(cmap: str) -> tuple[str, ...]:
 def grid_html(
     grid: np.ndarray, cmap: str = "jet", value_range: tuple[float, float] = (0.0, 1.0), name: str = "w"
 ) -> str:
-    """The h×w grid of a view as a table of coloured cells with their values, coloured over
-    ``value_range``; a grid finer than 14×14 as one line (its size, mean and maximum)."""
+    """The h×w grid of a view as a table of cells coloured over ``value_range``: with their values
+    written in them up to 7×7 (:func:`tada_core.explain.viz.prints_values`), a heat map whose cells
+    give their value on hover up to 14×14, and one line (size, mean, maximum) for a finer grid."""
     lo, hi = value_range
     values = np.asarray(grid, dtype=float)
+    h, w = values.shape
     if values.size > GRID_TABLE_MAX_CELLS:
-        h, w = values.shape
         return (
             f'<div class="tada-grid-summary">{html.escape(name)}: {h}×{w} map, mean {values.mean():.3f}, '
-            f"max {values.max():.3f}</div>"
+            f"max {values.max():.3f} (every value in the JSON)</div>"
         )
+    written = prints_values(values.shape)
     decimals = 3 if float(np.abs(values).max()) < 0.1 else 2  # a fooled discriminator's w stays readable
     styles = _cell_styles(cmap)  # the colour of t is entry min(floor(t·N), N − 1), as in colormap_table
     index = np.minimum((np.clip((values - lo) / (hi - lo), 0.0, 1.0) * len(styles)).astype(np.intp), len(styles) - 1)
+    cell = (
+        '<td style="{style}">{value:.{decimals}f}</td>' if written else '<td style="{style}" title="{value:.3f}"></td>'
+    )
     rows = [
         "<tr>"
-        + "".join(f'<td style="{styles[i]}">{value:.{decimals}f}</td>' for value, i in zip(row, row_index, strict=True))
+        + "".join(
+            cell.format(style=styles[i], value=value, decimals=decimals)
+            for value, i in zip(row, row_index, strict=True)
+        )
         + "</tr>"
         for row, row_index in zip(values.tolist(), index.tolist(), strict=True)
     ]
-    h, w = grid.shape
     caption = f"{html.escape(name)} per region ({h}×{w}), mean {float(np.mean(grid)):.{decimals}f}"
-    return f'<table class="tada-grid"><caption>{caption}</caption>{"".join(rows)}</table>'
+    kind = "tada-grid" if written else "tada-grid tada-heat"
+    caption += "" if written else "; hover a cell for its value"
+    return f'<table class="{kind}"><caption>{caption}</caption>{"".join(rows)}</table>'
 
 
 def prediction_html(result: AttentionResult) -> str:
@@ -160,10 +169,11 @@ def model_block_html(
     else:
         low, high = range_text(value_range)
         scale = f"{SCALE_NAMES[options['scale']]} {low}–{high}"
+        fitted = fit_note(result) if view == "shift" else None
         visual = (
             f'<figure class="tada-fig"><img alt="{html.escape(view)} overlay" class="tada-overlay" src="{data_uri(overlay)}">'
             f"<figcaption>{html.escape(view)} · {html.escape(options['mode'])} · alpha {options['alpha']:.2f} · "
-            f"{html.escape(scale)}</figcaption></figure>"
+            f"{html.escape(scale)}{f' · localiser {html.escape(fitted)}' if fitted else ''}</figcaption></figure>"
         )
         grid = grid_html(values, options["cmap"], value_range, view)
     return (
@@ -219,6 +229,7 @@ CSS = """
 .tada-none code { font-size: 0.95em; }
 .tada-grid { border-collapse: collapse; font-size: 9.5px; font-variant-numeric: tabular-nums; }
 .tada-grid td { width: 26px; height: 20px; text-align: center; padding: 0; border: 1px solid rgba(255,255,255,0.35); }
+.tada-heat td { width: 11px; height: 11px; border: none; }
 .tada-grid caption { font-size: 11px; opacity: 0.75; caption-side: bottom; padding-top: 3px; }
 .tada-pred { min-width: 170px; font-size: 0.85em; }
 .tada-pred-main { font-size: 1.1em; margin-bottom: 4px; }

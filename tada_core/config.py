@@ -58,6 +58,7 @@ class TrainConfig:
     sync_bn: bool = False
     joint_forward: bool = False  # True: one forward over source + target (BatchNorm statistics shared)
     frozen_backbone: bool = False  # cache the backbone's maps once, train the rest on them (feature_cache.py)
+    tune_blocks: int = 0  # with frozen_backbone: the last N backbone stages train on cached maps of those below
     target_unlabelled: bool = False  # read the target without its labels even when it has them
     source_holdout: float = 0.1  # fraction of the source kept out of training: the label-free validation set
     select: str = "estimate"  # how best.safetensors is chosen, without target labels (training/selection.py)
@@ -68,6 +69,14 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.source_holdout, bool) or not 0.0 <= float(self.source_holdout) <= 0.5:
             raise ConfigError(f"train.source_holdout must be a fraction from 0 to 0.5, got {self.source_holdout!r}")
+        if (
+            isinstance(self.tune_blocks, bool)
+            or not isinstance(self.tune_blocks, int)
+            or not 0 <= self.tune_blocks <= 3
+        ):
+            raise ConfigError(
+                f"train.tune_blocks must be a whole number of stages from 0 to 3, got {self.tune_blocks!r}"
+            )
 
 
 @dataclass
@@ -131,6 +140,12 @@ class TADAConfig:
             self.train = _build(TrainConfig, self.train, "train")
         if isinstance(self.train.optim, dict):
             self.train.optim = _build(OptimConfig, self.train.optim, "train.optim")
+        if self.train.tune_blocks and (self.backbone != "efficientnet_lite0" or not self.train.frozen_backbone):
+            raise ConfigError(
+                "train.tune_blocks (--tune-blocks) trains the last stages of a frozen, cached efficientnet_lite0; "
+                f"it needs --backbone efficientnet_lite0 --pretrained without --fine-tune (got {self.backbone}, "
+                f"frozen_backbone={self.train.frozen_backbone})"
+            )
 
     # which terms of eq. 9 a variant uses (the table in METHOD.md)
     @property

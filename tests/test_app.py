@@ -212,7 +212,9 @@ def test_tsne_endpoint_writes_png_and_csv(server):
     (result,) = values["checkpoints"]
     assert 0.0 <= result["a_distance"] <= 2.0 and result["n_source"] == 30
     assert np.array(result["gap"]["a_distance"]).shape == (7, 7) and result["gap"]["n_fit"] == 15
-    assert "A-distance" in summary
+    assert "A-distance" in summary and "class-conditional MMD" in summary
+    low, high = result["alignment"]["interval"]
+    assert low <= result["alignment"]["value"] <= high and set(result["a_distance_views"]) == {"domain", "running"}
     with pytest.raises(AppError, match="not a folder inside"):
         server.client.predict("tada_tiny", "(none)", "../../etc", "mnist", 30, 5, 0, api_name="/tsne")
 

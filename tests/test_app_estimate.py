@@ -51,7 +51,9 @@ def test_stored_estimate_line_and_markdown(run_checkpoint):
     stored = stored_for(entry)
     assert stored is not None and estimate_line_for(entry).startswith("Estimated target accuracy")
     text = estimate_markdown(stored)
-    assert f"{stored.estimated_accuracy:.1f}%" in text and "Method:" in text and "mixed as in the source" in text
+    assert f"{stored.estimated_accuracy:.1f}%" in text and "Method:" in text and "class mix" in text
+    mix_line = next(line for line in text.splitlines() if "Estimated class mix of the target:*" in line)
+    assert "horizontal: " in mix_line and "vertical: " in mix_line  # keyed by the checkpoint's class names
 
 
 def test_compute_reads_only_domains_the_server_trusts(run_checkpoint, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from app.serving.checkpoints import Entry
 from app.serving.context import AppContext
@@ -12,6 +13,7 @@ from app.serving.shift import default_view_for, localiser_for, readable
 from app.tabs.attention_report import attention_report, shift_checkpoint, shift_examples
 from tada_core import TADAConfig, build_model
 from tada_core.checkpoint import CheckpointInfo, save_checkpoint
+from tada_core.explain.geometry import input_geometry
 from tests.test_app import DIGITS
 
 
@@ -51,6 +53,11 @@ def test_shift_examples_open_the_shipped_shift_model_with_the_artefact_outlined(
     shift = [np.array(r["views"]["shift"]) for r in values["results"]]
     assert shift[0].shape == (56, 56) and shift[1].max() > shift[0].max()  # the target's artefact lights up
     assert outlined != report  # the target's overlay carries the outline; the source has no mask
+    with Image.open(target[0]) as image:
+        box = list(input_geometry(*image.size, 224).box)
+    first = values["results"][1]
+    assert first["view_boxes"]["shift"] == {"box": box, "shape": [56, 56]} and first["grid_box"] == box
+    assert first["localiser"] is None and "fitted on" not in report  # shipped before the counts were recorded
 
 
 def test_a_slow_fit_runs_in_the_background_and_the_request_does_not_wait(tmp_path, monkeypatch):

@@ -111,6 +111,14 @@ def test_tsne_two_checkpoints_png_csv_and_a_distance(files, tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert [c["variant"] for c in result["checkpoints"]] == ["source_only", "tada"]
     assert all(0.0 <= c["a_distance"] <= 2.0 and c["n_source"] == c["n_target"] == 20 for c in result["checkpoints"])
+    for c in result["checkpoints"]:
+        alignment = c["alignment"]
+        assert set(alignment) == {"measure", "value", "interval", "reads"}
+        assert alignment["measure"] == "class-conditional MMD (target labels)" and c["measures"][0] == alignment
+        low, high = alignment["interval"]
+        assert low <= alignment["value"] <= high and alignment["reads"] == "lower is better aligned"
+        assert set(c["a_distance_views"]) == {"domain", "running"}
+        assert all(low <= v["value"] <= high for v in c["a_distance_views"].values() for low, high in [v["interval"]])
     with Image.open(out) as png:
         assert png.format == "PNG" and png.size[0] > png.size[1] * 0.8  # two columns side by side
     with out.with_suffix(".csv").open() as handle:
@@ -122,11 +130,25 @@ def test_tsne_two_checkpoints_png_csv_and_a_distance(files, tmp_path, capsys):
     float(rows[0]["x"]), float(rows[0]["y"])
 
 
+def test_tsne_unlabelled_target_takes_classes_from_predictions(files, tmp_path, capsys):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for i, png in enumerate(sorted((files["target"]).glob("*/*.png"))):
+        (flat / f"{i}.png").write_bytes(png.read_bytes())
+    argv = ["tsne", "--checkpoint", str(files["ckpt"]), "--source", str(files["source"]), "--target", str(flat)]
+    assert main([*argv, "--max-points", "30", "--out", str(tmp_path / "t.png"), "--json"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)["checkpoints"]
+    assert result["alignment"]["measure"] == "class-conditional MMD (target predictions)"
+    assert result["target_accuracy"] is None
+    assert [m["measure"] for m in result["measures"]][1:] == ["source-neighbour agreement with the model"]
+
+
 def test_tsne_human_summary_prints_a_distance(files, tmp_path, capsys):
     argv = ["tsne", "--checkpoint", str(files["ckpt"]), "--source", str(files["source"])]
     argv += ["--target", str(files["target"]), "--max-points", "15", "--out", str(tmp_path / "t.png")]
     assert main(argv) == 0
-    assert "A-distance" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "A-distance" in printed and "class-conditional MMD" in printed and "lower is better aligned" in printed
     assert (tmp_path / "t.png").is_file() and (tmp_path / "t.csv").is_file()
 
 

@@ -15,7 +15,7 @@ from torch.utils.data import TensorDataset
 from tada_core import TADAConfig, build_model
 from tada_core.checkpoint import load_checkpoint
 from tada_core.cli import main
-from tada_core.data import DIGITS_NORM, IMAGENET_NORM
+from tada_core.data import DIGITS_NORM, IMAGENET_NORM, load_domain
 from tada_core.errors import DataError
 from tada_core.explain.estimate import EstimateError, estimate_accuracy, estimate_line, stored_estimate
 from tada_core.training import train
@@ -99,7 +99,11 @@ def test_cli_estimates_an_unlabelled_folder_and_counts_unreadable_files(trained,
     assert code == 0 and captured.err.count("skipped 1 unreadable file(s)") == 1
     result = json.loads(captured.out)
     assert result["n_images"] == 12 and result["measured_accuracy"] is None and isinstance(result["uncertain"], bool)
-    assert result["method"].startswith("PM-own") and "mixed as in the source" in result["assumption"]
+    assert result["method"].startswith("PM-own") and "class mix" in result["assumption"]
+    assert set(result["class_mix"]) == {"horizontal", "vertical"} and sum(
+        result["class_mix"].values()
+    ) == pytest.approx(1)
+    assert result["uncertain"] == bool(result["uncertain_reasons"])
     assert 0 <= result["interval"][0] <= result["estimated_accuracy"] <= result["interval"][1] <= 100
     assert any("1 unreadable" in note for note in result["notes"])
 
@@ -157,3 +161,32 @@ def test_a_frozen_backbone_run_encodes_its_ladder_once_and_estimates_on_raw_imag
     assert ladder["copies"] == 4 and ladder["kind"] == "small"  # encoded at caching time: 4 copies a rung
     estimate = estimate_accuracy(model, info, bars_domain(20, shift=0.4, name="t"))
     assert estimate.notes == [] and 0 <= estimate.estimated_accuracy <= 100
+
+
+def test_a_labelled_target_with_some_of_the_classes_is_evaluated_and_names_the_absent_ones(trained, tmp_path, capsys):
+    checkpoint = str(trained / "last.safetensors")
+    source = bars_domain(24, seed=5)
+    folder = tmp_path / "partial" / "vertical"  # one class of two: the domain's label 0 is the checkpoint's 1
+    folder.mkdir(parents=True)
+    images = source.dataset.tensors[0][source.labels == 1]
+    for i, image in enumerate(images):
+        pixels = ((image.permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
+        Image.fromarray(pixels).save(folder / f"{i}.png")
+    model, info = load_checkpoint(trained / "last.safetensors")
+    domain = load_domain(str(tmp_path / "partial"), image_size=28, norm=DIGITS_NORM, train=False)
+    with torch.no_grad():
+        predicted = torch.cat([model(x[None]).logits.argmax(1) for x, _ in domain.dataset])
+    by_hand = round(100 * float((predicted == 1).double().mean()), 2)  # right = called "vertical"
+    assert main(["eval", "--checkpoint", checkpoint, "--domain", str(tmp_path / "partial"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["absent_classes"] == ["horizontal"] and result["n"] == len(images) == 12
+    assert result["accuracy"] == pytest.approx(by_hand) and list(result["per_class"]) == ["vertical"]
+    assert main(["eval", "--checkpoint", checkpoint, "--domain", str(tmp_path / "partial")]) == 0
+    assert "over 1 of 2 classes" in capsys.readouterr().out
+    estimated = estimate_accuracy(model, info, str(tmp_path / "partial"))
+    assert estimated.measured_accuracy == pytest.approx(by_hand)
+    assert any("no image of 1 of the checkpoint's 2 classes (horizontal)" in note for note in estimated.notes)
+    for cls in ("cat", "vertical"):  # a class the checkpoint lacks is still refused
+        _png_folder(tmp_path / "other" / cls, 6)
+    assert main(["eval", "--checkpoint", checkpoint, "--domain", str(tmp_path / "other")]) == 2
+    assert "only in the domain: ['cat']" in capsys.readouterr().err

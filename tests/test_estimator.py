@@ -68,13 +68,18 @@ def test_with_t_one_own_equal_running_a_uniform_prior_and_balanced_posteriors_it
     assert result.n_images == 15 and result.interval == pytest.approx([by_hand - 1, by_hand + 1], abs=0.01)
 
 
-def test_prior_matching_corrects_a_collapsed_class_that_confidence_alone_does_not_see():
-    # every image predicted class 0 with confidence 0.9, but the source has both classes half-half:
-    # matching the prior moves half of the mass to class 1, so the estimate falls to about 50 %
+def test_a_collapsed_class_reads_as_label_shift_and_is_flagged_with_the_source_mix_estimate_beside_it():
+    # every image predicted class 0 with confidence 0.9, the source half-half: EM's likelihood
+    # Σ log(0.9·a/0.5 + 0.1·(1 − a)/0.5) grows with a, so the mix is (1, 0) and the estimate 100 %;
+    # matching the source's prior instead moves half of the mass to class 1: about 50 %
     logits = torch.tensor([[math.log(9.0), 0.0]] * 100)
     result = estimate(logits, torch.zeros(100, dtype=torch.long), _calibration())
     assert average_confidence(_outputs(logits)) == pytest.approx(90.0)
-    assert result.estimated_accuracy == pytest.approx(50.0, abs=0.1)
+    assert result.class_mix == pytest.approx({"0": 1.0, "1": 0.0}, abs=1e-3) and result.mix_used == "estimated"
+    assert result.estimated_accuracy == pytest.approx(100.0, abs=0.1)
+    assert result.accuracy_source_mix == pytest.approx(50.0, abs=0.1)
+    assert result.uncertain and [r.split(":")[0] for r in result.uncertain_reasons] == ["class mix"]
+    assert "50.0%" in result.uncertain_reasons[0]
 
 
 def test_interval_is_min_max_over_the_temperatures_widened_by_one_point_clipped_and_flagged_when_wide():
@@ -85,8 +90,9 @@ def test_interval_is_min_max_over_the_temperatures_widened_by_one_point_clipped_
     result = estimate(logits, predictions, _calibration(1.0, (0.05, 20.0)))
     assert result.estimated_accuracy == pytest.approx(values[1.0])
     assert result.interval == pytest.approx([values[20.0] - 1, 100.0], abs=0.01)  # 101 clipped to 100
-    assert result.uncertain
-    assert not estimate(logits, predictions, _calibration(1.0, (1.0,))).uncertain
+    assert result.uncertain and [r.split(":")[0] for r in result.uncertain_reasons][-1] == "calibration"
+    confident = estimate(logits * 2, predictions, _calibration(1.0, (1.0,)))  # confidence 88 %, one temperature
+    assert not confident.uncertain and confident.uncertain_reasons == []
 
 
 def test_baselines_by_hand():

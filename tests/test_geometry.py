@@ -85,3 +85,60 @@ def test_predict_attention_keeps_the_original_and_its_geometry():
     assert result.original.shape == (30, 60, 3) and result.geometry.box == (0.0, 0.0, 60.0, 30.0)
     overlay = overlay_view(result, view="attention")
     assert overlay.shape == (90, 180, 3)  # 60×30 enlarged by the whole factor 3 = 224 // 60
+
+
+def _cells(box, grid_box, shape):
+    """README "Reading the maps": the cells of an (h, w) grid that a box (x0, y0, x1, y1) of the image,
+    in its pixels, touches, from the grid's ``grid_box`` alone."""
+    import math
+
+    gx0, gy0, gx1, gy1 = grid_box
+    h, w = shape
+    bx0, by0, bx1, by1 = box
+    cols = slice(max(0, math.floor((bx0 - gx0) / (gx1 - gx0) * w)), min(w, math.ceil((bx1 - gx0) / (gx1 - gx0) * w)))
+    rows = slice(max(0, math.floor((by0 - gy0) / (gy1 - gy0) * h)), min(h, math.ceil((by1 - gy0) / (gy1 - gy0) * h)))
+    mask = np.zeros((h, w), bool)
+    mask[rows, cols] = True
+    return mask
+
+
+def test_a_planted_box_on_a_non_square_photo_is_scored_through_the_json_alone(tmp_path, capsys):
+    """A 480×200 photo, a mark at x 300–340, y 120–135. A 224 photo model sees the centre crop, the box
+    (30, 12.5, 450, 187.5); a 7×7 cell is 60×25 px, so the mark touches cells (4, 4) and (4, 5), by hand:
+    x (300 − 30)/60 = 4.5 … (340 − 30)/60 = 5.17, y (120 − 12.5)/25 = 4.3 … (135 − 12.5)/25 = 4.9. Scored
+    as if the grid covered the whole photo it would be cell (4, 4) alone (x 4.38 … 4.96, y 4.2 … 4.73)."""
+    import json
+
+    import torch
+    from sklearn.metrics import roc_auc_score
+
+    from tada_core.checkpoint import CheckpointInfo, save_checkpoint
+    from tada_core.cli import main
+
+    torch.manual_seed(0)
+    config = TADAConfig(backbone="efficientnet_lite0", num_classes=2, variant="tada", image_size=224)
+    checkpoint = save_checkpoint(
+        tmp_path / "photo.safetensors", build_model(config), CheckpointInfo(config, ["a", "b"])
+    )
+    photo = np.full((200, 480, 3), 90, np.uint8)
+    photo[120:135, 300:340] = (255, 0, 0)
+    Image.fromarray(photo).save(tmp_path / "wide.png")
+    argv = ["attention", "--checkpoint", str(checkpoint), "--image", str(tmp_path / "wide.png"), "--out", str(tmp_path)]
+    assert main([*argv, "--json"]) == 0
+    [record] = json.loads(capsys.readouterr().out)
+
+    assert record["grid_box"] == [30.0, 12.5, 450.0, 187.5] and record["grid_shape"] == [7, 7]
+    for view in ("attention", "transferability"):
+        assert record["view_boxes"][view] == {"box": record["grid_box"], "shape": [7, 7]}
+    assert record["view_boxes"]["shift"] is None and record["localiser"] is None  # no localiser here
+
+    grid = np.array(record["grid"])
+    mask = _cells((300, 120, 340, 135), record["grid_box"], grid.shape)
+    assert sorted(zip(*np.nonzero(mask), strict=True)) == [(4, 4), (4, 5)]
+    whole = _cells((300, 120, 340, 135), [0, 0, 480, 200], grid.shape)  # the mistake: the whole photo
+    assert sorted(zip(*np.nonzero(whole), strict=True)) == [(4, 4)]
+    inside, outside = grid[4, 4:6], np.delete(grid.ravel(), [4 * 7 + 4, 4 * 7 + 5])
+    by_hand = np.mean([(p > n) + 0.5 * (p == n) for p in inside for n in outside])
+    assert roc_auc_score(mask.ravel(), grid.ravel()) == pytest.approx(by_hand)
+    pointing = bool(mask.ravel()[grid.argmax()])  # the pointing game: the maximum falls on the mark
+    assert pointing == (np.unravel_index(grid.argmax(), grid.shape) in ((4, 4), (4, 5)))

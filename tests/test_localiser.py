@@ -16,6 +16,7 @@ from tada_core.training.localiser_fit import (
     FitSettings,
     bag_size,
     channel_stats,
+    fit_for_backbone,
     fit_localiser,
     mil_loss,
     top_k_mean,
@@ -168,6 +169,21 @@ def test_stored_tensors_round_trip_in_float16_and_damage_is_reported():
         Localiser.from_tensors(tensors)
 
 
+def test_the_fit_counts_are_the_capped_samples_and_travel_with_the_weights():
+    from torch.utils.data import TensorDataset
+
+    source = TensorDataset(torch.rand(12, 3, 28, 28), torch.zeros(12))
+    target = TensorDataset(torch.rand(5, 3, 28, 28), torch.zeros(5))
+    settings = FitSettings(seeds=(0,), epochs=1, max_images=8)
+    localiser = fit_for_backbone(build_backbone("lenet"), "lenet", source, target, settings=settings)
+    assert localiser.fitted_on == (8, 5)  # 12 source images capped at 8, all 5 targets
+    tensors = localiser.to_tensors(torch.float16)
+    assert tensors["localiser.fitted_on"].dtype == torch.int64  # exact counts, whatever the weights' dtype
+    assert Localiser.from_tensors(tensors).fitted_on == (8, 5)
+    del tensors["localiser.fitted_on"]  # a localiser stored before the counts were recorded
+    assert Localiser.from_tensors(tensors).fitted_on is None
+
+
 def test_training_stores_the_localiser_in_last_and_best(tmp_path):
     config = TADAConfig(backbone="lenet", num_classes=2, variant="tada")
     config.train.iters, config.train.batch_size, config.train.eval_every = 2, 8, 2
@@ -185,6 +201,7 @@ def test_training_stores_the_localiser_in_last_and_best(tmp_path):
         info, tensors = read_checkpoint(path)
         assert info.extra["localiser"]["tap"] == {"module": "features.3", "upsample": 1}
         assert tensors["localiser.mean"].shape == (1, 32, 1, 1) and tensors["localiser.mean"].dtype == torch.float32
+        assert tensors["localiser.fitted_on"].tolist() == [32, 32]  # what the fit saw, in the checkpoint
     config.train.localiser, config.train.out = False, str(tmp_path / "off")
     info, tensors = read_checkpoint(train(config, data=bars_run_data(32)).last)
     assert "localiser" not in info.extra and not any(k.startswith("localiser.") for k in tensors)

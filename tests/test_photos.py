@@ -19,6 +19,7 @@ from tada_core.config import TADAConfig
 from tada_core.data import IMAGENET_NORM, Domain, build_transform, load_domain
 from tada_core.data.datasets import ArrayImages
 from tada_core.data.photos import PHOTO_CLASSES, photo_arrays, render_grain, render_sketch
+from tada_core.errors import ConfigError
 from tada_core.model import build_model
 from tada_core.model.lite0 import Lite0WeightsError, load_lite0_imagenet, map_lite0_keys
 from tada_core.training.evaluate import evaluate
@@ -179,3 +180,39 @@ def test_shipped_photo_checkpoint_classifies_the_photo_examples():
     correct = [r.predicted == p.stem.split("_", 1)[1] for r, p in zip(results, paths, strict=True)]
     assert len(paths) == 8 and sum(correct) >= 7
     assert all(r.grid.shape == (7, 7) for r in results)
+
+
+def test_lite0_splits_into_a_cached_lower_part_and_trained_upper_stages():
+    model = build_model(TADAConfig(backbone="efficientnet_lite0", num_classes=4)).eval()
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    for tune, channels in ((1, 192), (2, 112)):
+        lower, upper = model.backbone.split(tune)
+        with torch.no_grad():
+            assert lower(x).shape[1] == channels and torch.equal(upper(lower(x)), model.backbone(x))
+    assert len(model.state_dict()) == len(
+        build_model(TADAConfig(backbone="efficientnet_lite0", num_classes=4)).state_dict()
+    )
+    for bad in ({"backbone": "lenet", "train": {"tune_blocks": 1}}, {"train": {"tune_blocks": 4}}):
+        with pytest.raises(ConfigError, match="tune_blocks"):
+            TADAConfig.from_dict({"backbone": "efficientnet_lite0", "train": {"frozen_backbone": True}} | bad)
+
+
+def test_tune_blocks_trains_only_the_last_stage_on_cached_lower_maps(tiny_pair, tmp_path):
+    config = _config("tada", tmp_path / "run", iters=5)
+    config.train.tune_blocks = 1
+    result = train(config, data=tiny_pair)
+    trained, info = load_checkpoint(result.last)
+    torch.manual_seed(0)
+    fresh = build_model(TADAConfig(backbone="efficientnet_lite0", pretrained=True, num_classes=4))
+    changed = {
+        k for k, v in fresh.backbone.state_dict().items() if not torch.equal(trained.backbone.state_dict()[k], v)
+    }
+    assert changed and all(k.startswith(("net.blocks.6.", "net.conv_head.", "net.bn2.")) for k in changed)
+    assert info.config.train.tune_blocks == 1
+    # what was learned on cached blocks.5 maps runs the same on raw images
+    raw = evaluate(trained, tiny_pair.target_eval.dataset, info.class_names)["accuracy"]
+    assert abs(raw - result.final["target_accuracy"]) <= 100 / len(tiny_pair.target_eval) + 1e-6
+    from tada_core.checkpoint import read_checkpoint
+
+    _, tensors = read_checkpoint(result.last)
+    assert tensors["familiarity.features"].shape[1] == 1280  # the upper stages' output, as uploads are read

@@ -185,8 +185,43 @@ def test_cli_opens_on_the_shift_view_and_writes_the_overlay_at_the_images_aspect
     assert record["grid_view"] == "shift" and record["grid_reads"] == "high"
     assert np.array(record["grid"]).shape == (14, 14) and record["view_shapes"]["shift"] == [14, 14]
     assert record["grid"] == record["views"]["shift"] and record["view_notes"]["shift"] is None
+    assert record["grid_box"] == [0, 0, 100, 40]  # a digits model sees the whole image, squeezed
+    assert record["view_boxes"]["shift"] == {"box": [0, 0, 100, 40], "shape": [14, 14]}
+    assert record["view_boxes"]["attention"] == {"box": [0, 0, 100, 40], "shape": [7, 7]}
+    assert record["localiser"] is None  # stored before the fit counts were recorded: nothing said
     with Image.open(record["overlay_png"]) as overlay:
         assert overlay.size == display_size(100, 40)
+
+
+def _counted(channels, fitted_on):
+    localiser = Localiser(channels, seeds=1)
+    localiser.fitted_on = fitted_on
+    return localiser
+
+
+def test_the_fit_counts_reach_the_json_and_the_caption_and_survive_the_sidecar(tmp_path, capsys, monkeypatch):
+    from tada_core.checkpoint import load_checkpoint
+
+    torch.manual_seed(0)
+    config = TADAConfig(backbone="lenet", num_classes=10, variant="tada")
+    info = CheckpointInfo(config, DIGITS, str(tmp_path / "gone"), "mnist")
+    path = save_checkpoint(tmp_path / "m.safetensors", build_model(config), info, _counted(32, (500, 480)).to_tensors())
+    image = tmp_path / "x.png"
+    Image.fromarray(np.zeros((28, 28), np.uint8), mode="L").save(image)
+    assert main(["attention", "--checkpoint", str(path), "--image", str(image), "--out", str(tmp_path), "--json"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["grid_view"] == "shift" and record["localiser"] == {"source_images": 500, "target_images": 480}
+    model, info = load_checkpoint(path)
+    [result] = predict_attention(model, info, [Image.open(image)], localiser=S.checkpoint_localiser(path))
+    caption = attention_figure(result, view="shift").get_supxlabel().replace("\n", " ")
+    assert "fitted on 500 + 480 images (source + target)" in caption
+
+    old = _digits_checkpoint(tmp_path / "old.safetensors", "optdigits", "mnist", stored=False)
+    monkeypatch.setattr(S, "fit_for_backbone", lambda *a, **k: _counted(32, (40, 40)))
+    assert S.checkpoint_localiser(old).localiser.fitted_on == (40, 40)
+    S._localiser_for.cache_clear()  # a new process reads the sidecar, counts included
+    cached = S.checkpoint_localiser(old)
+    assert cached.origin == "cached" and cached.localiser.fitted_on == (40, 40)
 
 
 def test_every_view_reads_an_end_and_a_nearly_flat_map_is_called_so():

@@ -5,6 +5,7 @@ import io
 import matplotlib
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 
 from tada_core.explain.result import AttentionResult
@@ -17,6 +18,7 @@ from tada_core.explain.viz import (
     figure_to_png,
     gap_maps_figure,
     overlay_attention,
+    prints_values,
     tsne_comparison_figure,
     tsne_figure,
     upsample_grid,
@@ -156,7 +158,7 @@ def test_tsne_figures_colour_domains_red_and_blue():
     assert array.dtype == np.uint8 and array.ndim == 3 and array.shape[2] == 3
     panels = [TsnePanel(emb, (domains == "target").astype(int), labels, "abc", name, 0.5) for name in ("so", "tada")]
     comparison = tsne_comparison_figure(panels)
-    assert len(comparison.axes) == 4 and "tada: by domain" in _texts(comparison)
+    assert len(comparison.axes) == 4 and "tada\nby domain" in _texts(comparison)
     with pytest.raises(ValueError, match="source"):
         tsne_figure(emb, np.repeat(["src", "tgt"], 30), labels, "abc")
 
@@ -190,3 +192,51 @@ def test_gradcam_baseline_matches_hand_computation_and_releases_hooks():
     expected = torch.relu((grad.mean(dim=(2, 3), keepdim=True) * f).sum(1))
     expected = expected / expected.flatten(1).max(1).values[:, None, None]
     torch.testing.assert_close(maps, expected, atol=1e-4, rtol=1e-4)
+
+
+def _shift_result(side, fitted_on=None, width=480, height=200):
+    """A photo model's result with a side×side shift grid on a width×height original."""
+    from tada_core.explain.geometry import input_geometry
+
+    rng = np.random.default_rng(1)
+    return AttentionResult(
+        image=_image(224),
+        grid=rng.random((7, 7)).astype(np.float32),
+        probs=np.array([0.4, 0.6], np.float32),
+        top_k=[("b", 0.6), ("a", 0.4)],
+        predicted="b",
+        global_attention=1.5,
+        domain_prob=0.7,
+        shift=rng.random((side, side)).astype(np.float32),
+        original=np.zeros((height, width, 3), np.uint8),
+        geometry=input_geometry(width, height, 224),
+        shift_fitted_on=fitted_on,
+    )
+
+
+@pytest.mark.parametrize(("side", "written"), [(7, True), (14, False), (56, False)])
+def test_values_are_written_only_in_grids_where_they_can_be_read(side, written):
+    fig = attention_figure(_shift_result(side), view="shift")
+    assert prints_values((side, side)) is written
+    assert len(fig.axes[2].texts) == (side * side if written else 0)  # 14×14 / 56×56: a heat map only
+    assert ("the values are in the JSON" in fig.axes[2].get_title()) is not written
+    assert len(gap_maps_figure([("a", np.full((side, side), 0.5))]).axes[0].texts) == (49 if written else 0)
+
+
+def test_captions_and_titles_are_wrapped_within_the_figure_on_a_wide_image():
+    title = "a_long_panorama_file_name_from_a_phone_camera.jpg — tada (tada_photos_sketch.safetensors): " * 2
+    fig = attention_figure(_shift_result(56, (500, 480), 3000, 300), view="shift", title=title)
+    FigureCanvasAgg(fig).draw()
+    right = fig.bbox.x1
+    for text in (fig.get_supxlabel(), fig.get_suptitle()):
+        assert "\n" in text  # wrapped, not shrunk or cut
+    for text in fig.findobj(matplotlib.text.Text):
+        if text.get_visible() and text.get_text():
+            extent = text.get_window_extent()
+            assert extent.x0 >= 0 and extent.x1 <= right, text.get_text()[:60]
+    assert "fitted on 500 + 480 images (source + target)" in fig.get_supxlabel().replace("\n", " ")
+
+
+def test_a_localiser_without_fit_counts_says_nothing_of_them():
+    assert "fitted on" not in attention_figure(_shift_result(56), view="shift").get_supxlabel()
+    assert "fitted on" not in attention_figure(_shift_result(56, (500, 480)), view="attention").get_supxlabel()

@@ -21,7 +21,7 @@ from app.serving.checkpoints import Entry, load_model
 from app.serving.context import AppContext
 from tada_core.data.builtin import builtin_names
 from tada_core.errors import DataError
-from tada_core.explain.estimate import Estimate, estimate_accuracy, estimate_line, stored_estimate
+from tada_core.explain.estimate import Estimate, estimate_accuracy, estimate_line, stored_estimate, uncertain_text
 
 CACHE_SIZE = 16
 _cache: OrderedDict[tuple[str, int], Estimate] = OrderedDict()
@@ -82,7 +82,8 @@ def compute_for(ctx: AppContext, entry: Entry) -> Estimate:
 
 
 def estimate_markdown(result: Estimate | None, *, computed: bool = False) -> str:
-    """The Model tab's estimate box: value, interval, method, caveat (and the measured accuracy)."""
+    """The Model tab's estimate box: value, interval, what makes it uncertain, the target's estimated
+    class mix, method, caveat (and the measured accuracy)."""
     if result is None:
         return (
             "**Target accuracy estimated without labels:** none stored in this checkpoint (trained before "
@@ -90,12 +91,22 @@ def estimate_markdown(result: Estimate | None, *, computed: bool = False) -> str
             "this server."
         )
     low, high = result.interval
-    flag = " — **uncertain** (interval wider than 10 points)" if result.uncertain else ""
     lines = [
         f"**Target accuracy estimated without labels: {result.estimated_accuracy:.1f}%** "
-        f"(interval {low:.1f}–{high:.1f}){flag}" + (" · computed now" if computed else ""),
-        f"*Method:* {result.method}. *Assumes:* {result.assumption}.",
+        f"(interval {low:.1f}–{high:.1f}){uncertain_text(result).replace('uncertain', '**uncertain**', 1)}"
+        + (" · computed now" if computed else ""),
     ]
+    lines += [f"*Uncertain —* {reason}" for reason in result.uncertain_reasons]
+    if result.class_mix:
+        largest = sorted(result.class_mix.items(), key=lambda item: -item[1])
+        shares = ", ".join(f"{name}: {share:.0%}" for name, share in largest[:20]) + (" …" if len(largest) > 20 else "")
+        lines.append(
+            f"*Estimated class mix of the target:* {shares} ({result.mix_shift:.2f} from the source's mix, total "
+            f"variation{'; the estimate uses the source mix' if result.mix_used == 'source' else ''})"
+        )
+    else:
+        lines.append("*Class mix:* not estimated (stored before issue 34); the estimate assumes the source's mix")
+    lines.append(f"*Method:* {result.method}. *Assumes:* {result.assumption}.")
     if result.measured_accuracy is not None:
         lines.append(f"*Measured with the target's labels (not used by the estimate):* {result.measured_accuracy:.1f}%")
     lines += [f"*Note:* {note}" for note in result.notes]

@@ -31,6 +31,8 @@ from app.serving.uploads import file_paths
 from app.tabs.attention_report import (
     DEFAULT_VIEW,
     attention_report,
+    emoji_checkpoint,
+    emoji_examples,
     photo_checkpoint,
     photo_examples,
     shift_checkpoint,
@@ -128,7 +130,9 @@ def build(ctx: AppContext) -> AttentionTab:
         "**domain gap** — linear probes per region, P(target); **attention w** = 1 − H₂(d̂ᵏ) — what the model "
         "multiplies each region by, (1 + w) (eq. 3–4), ≈ 0 wherever a region discriminator is fooled; "
         "**transferability** H₂(d̂ᵏ) = 1 − w. **Shift examples** loads a pair whose targets carry a planted "
-        "text label; tick **ground truth** to outline it. Pick a second checkpoint to compare side by side."
+        "text label; tick **ground truth** to outline it. **Emoji examples**: the same emojis drawn by "
+        "Twemoji (source) and Noto (target), with the shipped Twemoji → Noto model. Pick a second checkpoint "
+        "to compare side by side."
     )
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
@@ -139,6 +143,7 @@ def build(ctx: AppContext) -> AttentionTab:
             with gr.Row():
                 examples_btn = gr.Button("Example images", size="sm", elem_id="attention-examples")
                 photos_btn = gr.Button("Photo examples", size="sm", elem_id="attention-photo-examples")
+                emoji_btn = gr.Button("Emoji examples", size="sm", elem_id="attention-emoji-examples")
                 shift_btn = gr.Button("Shift examples", size="sm", elem_id="attention-shift-examples")
                 clear_btn = gr.Button("Clear images", size="sm", elem_id="attention-clear")
             view = gr.Radio(VIEW_CHOICES, value=opening_view, label="View", elem_id="attention-view")
@@ -225,14 +230,34 @@ def build(ctx: AppContext) -> AttentionTab:
         api_visibility="private",
     )
 
-    def show_photos():
-        """The photo examples, with the shipped photo checkpoint selected when there is one."""
-        found = photo_checkpoint(ctx.registry.names())
-        examples = photo_examples()
-        picked = (gr.update(value=found), NONE) if found else (gr.skip(), gr.skip())
-        return examples["source"], examples["target"], *picked
+    def show_set(examples: dict[str, list[str]], found: str | None) -> tuple:
+        """An example set, with its shipped checkpoint selected (its default view, its estimate) when
+        there is one; the report waits for “Show attention”."""
+        if not found:
+            return examples["source"], examples["target"], gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        view_update = gr.update(value=_view_for(ctx, found, None))
+        return (
+            examples["source"],
+            examples["target"],
+            gr.update(value=found),
+            NONE,
+            view_update,
+            _estimate_md(ctx, found, None),
+        )
 
-    photos_btn.click(show_photos, None, [source_files, target_files, checkpoint, compare], api_visibility="private")
+    set_outputs = [source_files, target_files, checkpoint, compare, view, estimate]
+    photos_btn.click(
+        lambda: show_set(photo_examples(), photo_checkpoint(ctx.registry.names())),
+        None,
+        set_outputs,
+        api_visibility="private",
+    )
+    emoji_btn.click(
+        lambda: show_set(emoji_examples(), emoji_checkpoint(ctx.registry.names())),
+        None,
+        set_outputs,
+        api_visibility="private",
+    )
 
     def show_shift(*args, request: gr.Request = None):
         """The shift examples with the shift checkpoint, its default view, its estimate and the report."""

@@ -25,16 +25,23 @@ from tada_core.explain.result import view_grid
 from tada_core.explain.views import SCALE_NAMES, VIEWS, check_view, flat_note, range_text, value_ranges
 from tada_core.explain.viz import overlay_view
 
-PHOTO_EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples" / "photos"
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
+PHOTO_EXAMPLES_DIR = EXAMPLES_DIR / "photos"
+EMOJI_EXAMPLES_DIR = EXAMPLES_DIR / "emoji"  # Twemoji → Noto; licences in its ATTRIBUTION.md
 MAX_IMAGES = 16  # per role
 MAX_UPLOAD_BYTES = 50 * 2**20
 TOP_K = 5
 DEFAULT_VIEW = "shift"
 
 
+def _by_role(folder: Path, suffix: str) -> dict[str, list[str]]:
+    """The files ``<role>_*<suffix>`` of ``folder`` by role, sorted: ``{"source": [...], "target": [...]}``."""
+    return {role: [str(p) for p in sorted(folder.glob(f"{role}_*{suffix}"))] for role in ("source", "target")}
+
+
 def photo_examples(folder: Path = PHOTO_EXAMPLES_DIR) -> dict[str, list[str]]:
     """The photo-pair example JPEGs by role (``source_<class>.jpg``, ``target_<class>.jpg``)."""
-    return {role: [str(p) for p in sorted(folder.glob(f"{role}_*.jpg"))] for role in ("source", "target")}
+    return _by_role(folder, ".jpg")
 
 
 def photo_checkpoint(names: list[str]) -> str | None:
@@ -42,9 +49,20 @@ def photo_checkpoint(names: list[str]) -> str | None:
     return next((n for n in names if "photos" in n and not n.startswith("source_only")), None)
 
 
+def emoji_examples(folder: Path = EMOJI_EXAMPLES_DIR) -> dict[str, list[str]]:
+    """The emoji example PNGs by role: the same emojis drawn by Twemoji (``source_<class>.png``) and
+    Noto (``target_<class>.png``)."""
+    return _by_role(folder, ".png")
+
+
+def emoji_checkpoint(names: list[str]) -> str | None:
+    """The first checkpoint trained on an emoji pair (its name mentions emoji), if any."""
+    return next((n for n in names if "emoji" in n and not n.startswith("source_only")), None)
+
+
 def shift_examples(folder: Path = SHIFT_EXAMPLES_DIR) -> dict[str, list[str]]:
     """The localised-shift example PNGs by role (a planted artefact in every target image)."""
-    return {role: [str(p) for p in sorted(folder.glob(f"{role}_*.png"))] for role in ("source", "target")}
+    return _by_role(folder, ".png")
 
 
 def shift_checkpoint(names: list[str]) -> str | None:

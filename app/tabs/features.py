@@ -1,5 +1,7 @@
-"""Features tab: t-SNE of source vs target bottleneck features, by domain and by class, A-distance,
-and the pair's domain gap per region.
+"""Features tab: how well a checkpoint aligns the two domains — the headline alignment measure with
+its interval (:mod:`tada_core.explain.alignment`), the measures beside it, the global A-distance in
+both BatchNorm views, the t-SNE of source vs target bottleneck features by domain and by class, and
+the pair's domain gap per region.
 
 API ``/tsne``: ``(checkpoint, compare_with, source, target, max_points, perplexity, seed)`` →
 ``(figure PNG, summary markdown, [PNG, CSV, gap PNG] downloads, summary JSON, gap-map PNG)``. Two
@@ -22,11 +24,13 @@ import numpy as np
 
 from app.serving.checkpoints import load_model
 from app.serving.context import AppContext
+from app.tabs.features_report import summary_markdown
 from app.ui import IMAGE_BUTTONS, NONE, checkpoint_dropdown, owner_of, user_errors
 from tada_core.data import check_same_classes, load_domain
 from tada_core.errors import ConfigError
-from tada_core.explain.domain_stats import resolve
-from tada_core.explain.features import a_distance, collect_features, tsne_embed
+from tada_core.explain.alignment import measure_line
+from tada_core.explain.alignment_report import checkpoint_alignment
+from tada_core.explain.features import tsne_embed
 from tada_core.explain.gap import pair_gap
 from tada_core.explain.views import value_ranges
 from tada_core.explain.viz import TsnePanel, figure_to_png, gap_maps_figure, tsne_panels_figure
@@ -68,40 +72,28 @@ def _checkpoint_view(
         check_same_classes(*pair)
         domains[key] = pair
     src_domain, tgt_domain = domains[key]
-    step(base + 0.1 / total, desc=f"{name}: bottleneck features of {max_points}+{max_points} images")
-    per_domain = resolve("auto", info.config) == "domain"
-    src = collect_features(model, src_domain, max_points=max_points, seed=seed, domain_statistics=per_domain)
-    tgt = collect_features(model, tgt_domain, max_points=max_points, seed=seed, domain_statistics=per_domain)
-    step(base + 0.3 / total, desc=f"{name}: A-distance")
-    dist = a_distance(src.features, tgt.features, seed=seed)
+    step(base + 0.1 / total, desc=f"{name}: bottleneck features of {max_points}+{max_points} images, alignment")
+    report = checkpoint_alignment(model, info, src_domain, tgt_domain, max_points=max_points, seed=seed)
+    per_domain = report.statistics == "domain"
     step(base + 0.35 / total, desc=f"{name}: domain gap per region")
     probes = pair_gap(model, src_domain, tgt_domain, max_points=max_points, seed=seed, domain_statistics=per_domain)
-    step(base + 0.4 / total, desc=f"{name}: t-SNE of {len(src) + len(tgt)} points")
-    xy = tsne_embed(np.concatenate([src.features, tgt.features]), seed=seed, perplexity=perplexity)
-    codes = np.r_[np.zeros(len(src), int), np.ones(len(tgt), int)]
-    labels = np.r_[src.labels, tgt.labels]
-    preds = np.r_[src.predictions, tgt.predictions]
-    panel = TsnePanel(xy, codes, labels, src_domain.class_names, f"{name} ({info.variant})", dist)
+    features, codes, classes, preds = report.points()
+    step(base + 0.4 / total, desc=f"{name}: t-SNE of {len(features)} points")
+    xy = tsne_embed(features, seed=seed, perplexity=perplexity)
+    summary = {"checkpoint": name, "variant": info.variant, **report.summary, "gap": probes.to_dict()}
+    title = f"{name} ({info.variant})"
+    panel = TsnePanel(
+        xy, codes, classes, src_domain.class_names, title, summary["a_distance"], measure_line(summary["alignment"])
+    )
     rows = [
         (name, f"{x:.5f}", f"{y:.5f}", ("source", "target")[d], src_domain.class_names[c], info.class_names[p])
-        for (x, y), d, c, p in zip(xy, codes, labels, preds, strict=True)
+        for (x, y), d, c, p in zip(xy, codes, classes, preds, strict=True)
     ]
-    summary = {
-        "checkpoint": name,
-        "variant": info.variant,
-        "a_distance": round(dist, 4),
-        "bn_statistics": "domain" if per_domain else "running",
-        "gap": probes.to_dict(),
-        "n_source": len(src),
-        "n_target": len(tgt),
-        "source_accuracy": round(src.accuracy, 4),
-        "target_accuracy": round(tgt.accuracy, 4),
-    }
-    return panel, rows, summary, (f"{name} ({info.variant})", probes.a_distance)
+    return panel, rows, summary, (title, probes.a_distance)
 
 
 class ViewCache:
-    """The last few checkpoint views (t-SNE, A-distance, gap map), keyed by (name, file, mtime,
+    """The last few checkpoint views (t-SNE, alignment measures, gap map), keyed by (name, file, mtime,
     domains, sample, seed, perplexity).
 
     Deterministic inputs give the same embedding, so a view asked for again (the other checkpoint
@@ -144,7 +136,7 @@ def tsne_report(
     progress=None,
     owner: str | None = None,
 ) -> tuple[str, str, list[str], dict, str]:
-    """Compute features, A-distance, t-SNE and the per-region gap map for each checkpoint; write the PNGs and the CSV."""
+    """Compute features, alignment measures, t-SNE and the per-region gap map for each checkpoint; write the PNGs and the CSV."""
     step = progress or (lambda *args, **kwargs: None)
     max_points, seed = int(max_points), int(seed)
     if not 4 <= max_points <= MAX_POINTS:
@@ -184,30 +176,8 @@ def tsne_report(
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
         writer.writerows(rows)
-    lines = [
-        "| checkpoint | variant | A-distance | gap per region (mean, max) | source acc. | target acc. | points |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {s['checkpoint']} | {s['variant']} | **{s['a_distance']:.3f}** | {s['gap']['a_distance_mean']:.3f}, "
-        f"{np.max(s['gap']['a_distance']):.3f} | {s['source_accuracy']:.1%} | {s['target_accuracy']:.1%} | "
-        f"{s['n_source']} + {s['n_target']} |"
-        for s in summaries
-    ]
-    lines.append(
-        "\nA-distance d_A = 2(1 − 2ε): 0 when a classifier cannot tell the domains apart, 2 when it always can. "
-        "The gap map asks it per region: one linear probe per region fitted on half of the sample's frozen "
-        "region features fᵏ, its error ε measured on the other half."
-    )
-    per_domain = [s["checkpoint"] for s in summaries if s["bn_statistics"] == "domain"]
-    if per_domain:
-        lines.append(
-            f"\nBatchNorm statistics per domain for {', '.join(per_domain)}: trained with source and target in "
-            "separate forwards, the model normalised each domain with its own statistics, and the features are "
-            "computed the same way here (each domain's sample gives its layers' statistics)."
-        )
     summary = {"source": source, "target": target, "checkpoints": summaries}
-    return str(png), "\n".join(lines), [str(png), str(table), str(gap_png)], summary, str(gap_png)
+    return str(png), summary_markdown(summaries), [str(png), str(table), str(gap_png)], summary, str(gap_png)
 
 
 def build(ctx: AppContext) -> FeaturesTab:
@@ -216,9 +186,11 @@ def build(ctx: AppContext) -> FeaturesTab:
     compare_default = ctx.compare_checkpoint() or NONE
     domains = ctx.domains.choices()
     gr.Markdown(
-        "How well are the two domains aligned? The bottleneck features z of a sample of source (red) and "
-        "target (blue) images are embedded with t-SNE and coloured by domain and by class; the proxy "
-        "A-distance measures how separable the domains are. Compare two checkpoints as in the paper's Figure 2."
+        "How well are the two domains aligned? The headline measure asks whether each class's target images "
+        "land on the same class's source images in the model's features (class-conditional MMD, with a 95 % "
+        "interval at the sample size shown: lower is better aligned); the proxy A-distance asks only whether the "
+        "domains overlap. The t-SNE shows the features of a sample of source (red) and target (blue) images by "
+        "domain and by class. Compare two checkpoints as in the paper's Figure 2."
     )
     with gr.Row():
         with gr.Column(scale=1, min_width=300):

@@ -3,7 +3,7 @@
 API ``/model_card``: ``checkpoint`` name → ``(card markdown, training curves, curves note,
 model-card markdown, config JSON, estimate markdown, "Estimate now" button)``; the estimate is the
 target accuracy estimated without labels that training stored in the checkpoint (with its
-interval, method and caveat). ``/model_estimate``: ``checkpoint`` → the estimate computed now on
+interval, the target's estimated class mix, what makes it uncertain, method and caveat). ``/model_estimate``: ``checkpoint`` → the estimate computed now on
 the training target when it is on this server (for checkpoints that store none). A ``.safetensors`` file uploaded here is checked, stored in the visitor's
 folder of the data folder (it comes back after a restart) and added to their checkpoint pickers;
 anything else is refused with the loader's message.

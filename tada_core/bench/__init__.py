@@ -8,4 +8,6 @@ planted.py       the digits pair with a checkerboard planted in known cells
 localisation.py  every view and the baselines against known artefacts (digits and photo pairs)
 scoring.py       cell ROC-AUC, AUC without clean neighbours, pointing game
 baselines.py     a domain classifier's Grad-CAM, Grad-CAM++ and occlusion; centre prior, Sobel
+styles.py        the designer-styles benchmark: 6 emoji style pairs × variants × seeds, a target oracle
+label_shift.py   the accuracy estimate on subsets of labelled targets mixed unlike the source
 """

@@ -52,6 +52,7 @@ def bench_photos(
     settings: dict | None = None,
     callbacks: Callable[[], Sequence[Callback]] = tuple,
     on_result: Callable[[dict], None] | None = None,
+    memo: dict | None = None,
 ) -> dict:
     """Encode both domains once, then train every variant × seed one after the other.
 
@@ -59,13 +60,14 @@ def bench_photos(
         settings: extra config values by dotted key (``{"train.iters": 500}``), over the defaults.
         callbacks: makes the callbacks of each run (e.g. a progress bar).
         on_result: called with each run's record as soon as it finishes.
+        memo: maps already encoded by earlier calls (see :func:`cache_run_data`), reused by name.
     """
     settings = settings or {}
     started = time.time()
     config = _config(variants[0], source, target, 0, settings, "unused")
     data = load_run_data(config)
     encoder = build_model(config.replace(num_classes=len(data.class_names)))
-    cached = cache_run_data(encoder, data)
+    cached = cache_run_data(encoder, data, memo=memo)
     encode_seconds = round(time.time() - started, 1)
     runs = []
     for variant in variants:

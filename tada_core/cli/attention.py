@@ -5,7 +5,10 @@ view | grid with values), the overlay alone drawn on the image at its own aspect
 ``<stem>_overlay.png``, and ``<stem>_attention.json``: ``grid`` = the chosen view (by default the
 one the image opens on: shift when the checkpoint has or can fit its localiser, else gap, else
 attention), ``grid_reads`` = ``high`` or ``low`` (the end that marks where the image differs from
-the source), ``views`` = every view's grid, ``view_notes`` = why a view is missing; prediction,
+the source), ``views`` = every view's grid, ``view_notes`` = why a view is missing; ``grid_box`` =
+``[x0, y0, x1, y1]``, the part of the image, in its pixels, that the grid covers (a photo model sees
+the centre crop), ``view_boxes`` = each view's box and shape, ``localiser`` = the images the shift
+localiser was fitted on (``source_images``, ``target_images``; null when not recorded); prediction,
 top-k, m, P(source), the pair's domain-gap map. All figures of a call share one colour scale
 fitted to their values unless ``--scale`` says otherwise. With ``--domain``:
 ``<domain>_domain_attention.png`` / ``.json``, the mean local attention map and the histogram of

@@ -60,6 +60,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     acc.add_argument("--json", action="store_true")
     acc.set_defaults(func=run_accuracy)
 
+    styles = kinds.add_parser(
+        "styles",
+        help="designer-styles benchmark: the 6 emoji style pairs × variants × seeds and a target oracle",
+        description="Needs 'tada data download emoji'. Each run is tada train --backbone efficientnet_lite0 "
+        "--pretrained (the photo defaults); reports the last checkpoint's accuracy on all target images.",
+    )
+    styles.add_argument("--pairs", default=None, help="comma-separated SOURCE>TARGET (default: all 6 ordered pairs)")
+    styles.add_argument(
+        "--variants", default="source_only,dann,tada", help="comma-separated (default source_only,dann,tada)"
+    )
+    styles.add_argument("--seeds", type=int, default=3)
+    styles.add_argument("--no-oracle", action="store_true", help="skip the target oracle (trained on target labels)")
+    styles.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, repeatable")
+    styles.add_argument("--save", type=Path, default=None, help="write the JSON here after every run")
+    styles.add_argument("--quiet", action="store_true", help="no progress bars")
+    styles.add_argument("--json", action="store_true")
+    styles.set_defaults(func=run_styles)
+
+    shift = kinds.add_parser(
+        "label-shift", help="the accuracy estimate on subsets of labelled targets mixed unlike the source"
+    )
+    shift.add_argument(
+        "--case", action="append", help="CHECKPOINT:TARGET, repeatable (default: the shipped checkpoints)"
+    )
+    shift.add_argument("--save", type=Path, default=None, help="write the JSON here")
+    shift.add_argument("--json", action="store_true")
+    shift.set_defaults(func=run_label_shift)
+
     tsne = kinds.add_parser("tsne", help="openTSNE vs scikit-learn TSNE on the same features")
     tsne.add_argument("--points", type=int, default=2000)
     tsne.add_argument("--jobs", type=int, default=2, help="threads for both implementations (default 2)")
@@ -230,6 +258,67 @@ def run_photos(args: argparse.Namespace) -> int:
     lines.append(f"encoding {result['images']} images once: {result['encode_seconds']} s")
     lines.append(f"slowest run: {result['max_minutes']} min (encoding included)")
     return _emit(result, args.json, lines)
+
+
+def run_styles(args: argparse.Namespace) -> int:
+    from tada_core.bench.styles import PAIRS, bench_styles, summarise, table_lines
+    from tada_core.cli.train import ProgressCallback
+    from tada_core.data.emoji import DOMAIN_PREFIX, domain_names
+
+    variants = _split(args.variants)
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown or not variants:
+        raise ConfigError(f"unknown variant(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(VARIANTS)}")
+    pairs = _split(args.pairs) if args.pairs else PAIRS
+    wrong = [p for p in pairs if any(d not in domain_names() for d in p.split(">"))]
+    if wrong:
+        raise ConfigError(f"pairs must be {DOMAIN_PREFIX}STYLE>{DOMAIN_PREFIX}STYLE, got {', '.join(wrong)}")
+    if args.seeds < 1:
+        raise ConfigError("--seeds must be at least 1")
+    done: list[dict] = []
+
+    def report(run: dict) -> None:
+        done.append(run)
+        print(
+            f"  {run['pair']:30s} {run['variant']:12s} seed {run['seed']}: {run['target_accuracy']:.2f}%",
+            file=sys.stderr,
+        )
+        if args.save is not None:
+            args.save.parent.mkdir(parents=True, exist_ok=True)
+            partial = {"variants": list(variants), **summarise(done, [*variants, "oracle"]), "runs": done}
+            args.save.write_text(json.dumps(partial, indent=1))
+
+    result = bench_styles(
+        pairs=pairs,
+        variants=variants,
+        seeds=args.seeds,
+        oracle=not args.no_oracle,
+        settings=_parse_overrides(args.set),
+        callbacks=lambda: [ProgressCallback(enabled=not args.quiet)],
+        on_result=report,
+    )
+    if args.save is not None:
+        args.save.write_text(json.dumps(result, indent=1))
+    lines = table_lines(result)
+    lines += [
+        f"gain of {v} over source_only: {g['average']:+.2f} (per seed {g['per_seed']}, worst pair {g['worst_pair']:+.2f})"
+        for v, g in result["gain"].items()
+    ]
+    lines.append(f"{result['minutes']} min on {result['threads']} thread(s)")
+    return _emit(result, args.json, lines)
+
+
+def run_label_shift(args: argparse.Namespace) -> int:
+    from tada_core.bench.label_shift import SHIPPED, bench_label_shift, table
+
+    cases = [tuple(case.rsplit(":", 1)) for case in args.case] if args.case else SHIPPED
+    if any(len(case) != 2 for case in cases):
+        raise ConfigError("--case takes CHECKPOINT:TARGET, e.g. checkpoints/tada_mnist_mnistm.safetensors:mnistm")
+    result = bench_label_shift(cases)
+    if args.save is not None:
+        args.save.parent.mkdir(parents=True, exist_ok=True)
+        args.save.write_text(json.dumps(result, indent=1))
+    return _emit(result, args.json, table(result))
 
 
 def run_tsne(args: argparse.Namespace) -> int:

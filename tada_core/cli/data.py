@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from tada_core.data import list_builtin_domains
+from tada_core.data import emoji, list_builtin_domains
 from tada_core.data.torchvision_sets import TORCHVISION_SETS, data_root, download
 from tada_core.errors import ConfigError
 
@@ -32,9 +32,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     lister.set_defaults(func=_list)
 
-    getter = actions.add_parser("download", help="download a torchvision built-in (needs the network)")
-    getter.add_argument("name", metavar="NAME", help=f"one of: {', '.join(TORCHVISION_SETS)}")
+    getter = actions.add_parser(
+        "download",
+        help="download an optional built-in (needs the network)",
+        description="emoji: the designer-style domains emoji-apple, emoji-google, emoji-twitter, fetched with "
+        "'npm pack' and checked against their published integrity; the torchvision digit sets through torchvision.",
+    )
+    getter.add_argument("name", metavar="NAME", help=f"one of: emoji, {', '.join(TORCHVISION_SETS)}")
     getter.add_argument("--root", metavar="DIR", help="where to put it (default $TADA_DATA_ROOT or ~/.cache/tada/data)")
+    getter.add_argument(
+        "--styles",
+        default=",".join(emoji.BENCH_STYLES),
+        help=f"emoji only: comma-separated styles (default {','.join(emoji.BENCH_STYLES)}; also: facebook)",
+    )
+    getter.add_argument("--npm", default="npm", help="emoji only: the npm client to run (default: npm on PATH)")
     getter.set_defaults(func=_download)
     _add_localisation(actions)
 
@@ -101,8 +112,24 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
+    if args.name == "emoji":
+        return _download_emoji(args)
     root = download(args.name, args.root)
     print(f"downloaded '{args.name}' into {root}; use it as a domain: --source {args.name} or --target {args.name}")
+    if root != data_root():
+        print(f"note: {root} is not the default data root; set TADA_DATA_ROOT={root} so that other commands find it")
+    return 0
+
+
+def _download_emoji(args: argparse.Namespace) -> int:
+    styles = tuple(s.strip() for s in args.styles.split(",") if s.strip())
+    root = data_root(args.root)
+    built = emoji.download_emoji(root, styles, npm=args.npm)
+    counts = ", ".join(f"{emoji.DOMAIN_PREFIX}{s} {built['styles'][s]}" for s in styles)
+    print(
+        f"built {counts} images in {len(built['classes'])} classes under {emoji.emoji_root(root)}; "
+        f"use them as domains, e.g. --source {emoji.DOMAIN_PREFIX}{styles[0]} --target {emoji.DOMAIN_PREFIX}{styles[-1]}"
+    )
     if root != data_root():
         print(f"note: {root} is not the default data root; set TADA_DATA_ROOT={root} so that other commands find it")
     return 0

@@ -1,7 +1,9 @@
 """``tada estimate``: a checkpoint's accuracy on a domain, estimated without its labels.
 
 Works on any domain spec, labelled or not; a labelled domain's measured accuracy is printed beside
-the estimate, marked as such (the estimate never reads the labels). See
+the estimate, marked as such (the estimate never reads the labels), and a labelled domain may have
+fewer classes than the checkpoint. ``--json`` has ``class_mix`` ({class: fraction}, estimated
+without labels) and ``uncertain_reasons``. See
 :mod:`tada_core.explain.estimate` for the method and what it assumes.
 """
 
@@ -46,11 +48,15 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"checkpoint": str(args.checkpoint), "domain": args.domain, **result.to_dict()}))
         return 0
     low, high = result.interval
-    flag = "  UNCERTAIN (interval wider than 10 points)" if result.uncertain else ""
+    flag = "  UNCERTAIN" if result.uncertain else ""
     print(
         f"{info.variant} on {args.domain} ({result.n_images} images): estimated accuracy "
         f"{result.estimated_accuracy:.1f}% (interval {low:.1f}–{high:.1f}), without labels{flag}"
     )
+    for reason in result.uncertain_reasons:
+        print(f"  uncertain — {reason}")
+    mix = ", ".join(f"{name}: {share:.1%}" for name, share in result.class_mix.items())
+    print(f"  estimated class mix: {mix} ({result.mix_shift:.2f} from the source's, total variation)")
     print(f"  method: {result.method}")
     print(f"  assumes: {result.assumption}")
     if result.measured_accuracy is not None:

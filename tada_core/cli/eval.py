@@ -1,4 +1,9 @@
-"""``tada eval``: accuracy and per-class accuracy of a checkpoint on a labelled domain."""
+"""``tada eval``: accuracy and per-class accuracy of a checkpoint on a labelled domain.
+
+A domain with fewer classes than the checkpoint (partial domain adaptation) is evaluated over the
+classes it has; the others are listed (``absent_classes`` in the JSON). A class the checkpoint does
+not have is an error.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from pathlib import Path
 from tada_core.checkpoint import load_checkpoint
 from tada_core.data import load_domain
 from tada_core.errors import DataError
+from tada_core.explain.partial import match_classes
 from tada_core.model.inputs import image_size_for, norm_for
 from tada_core.training.evaluate import evaluate
 
@@ -31,19 +37,22 @@ def run(args: argparse.Namespace) -> int:
             f"{args.domain} has no labels, so its accuracy cannot be measured; 'tada estimate --checkpoint "
             f"{args.checkpoint} --domain {args.domain}' estimates it without labels"
         )
-    if domain.class_names != info.class_names:
-        only_ckpt = sorted(set(info.class_names) - set(domain.class_names))
-        only_data = sorted(set(domain.class_names) - set(info.class_names))
-        raise DataError(
-            f"the classes of {args.domain} do not match the checkpoint's "
-            f"(only in checkpoint: {only_ckpt or '-'}; only in domain: {only_data or '-'}; or a different order)"
-        )
+    domain, absent = match_classes(domain, info.class_names)
     result = evaluate(model, domain.dataset, info.class_names, batch_size=args.batch_size, device=args.device)
-    result = {"checkpoint": str(args.checkpoint), "domain": args.domain, "variant": info.variant, **result}
+    result = {
+        "checkpoint": str(args.checkpoint),
+        "domain": args.domain,
+        "variant": info.variant,
+        **result,
+        "absent_classes": absent,
+    }
     if args.json:
         print(json.dumps(result))
-    else:
-        print(f"{info.variant} on {args.domain}: accuracy {result['accuracy']:.2f}% ({result['n']} images)")
-        for name, acc in result["per_class"].items():
-            print(f"  {name:>12}: {acc:6.2f}%")
+        return 0
+    over = f", over {len(info.class_names) - len(absent)} of {len(info.class_names)} classes" if absent else ""
+    print(f"{info.variant} on {args.domain}: accuracy {result['accuracy']:.2f}% ({result['n']} images{over})")
+    for name, acc in result["per_class"].items():
+        print(f"  {name:>12}: {acc:6.2f}%")
+    if absent:
+        print(f"  absent from the domain (no image): {', '.join(absent)}")
     return 0

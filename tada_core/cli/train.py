@@ -44,6 +44,11 @@ FLAGS: dict[str, tuple[str, type, str]] = {
     "local_hidden": ("local_hidden", int, "hidden width of each region discriminator"),
     "local_input": ("local_input", str, "features (f, the paper) or attended (h)"),
     "image_size": ("image_size", int, "input side in pixels (default: the backbone's)"),
+    "tune_blocks": (
+        "train.tune_blocks",
+        int,
+        "frozen efficientnet_lite0: also train its last N stages (1-3) on cached maps of the stages below (default 0)",
+    ),
     "source_holdout": (
         "train.source_holdout",
         float,

@@ -1,5 +1,9 @@
-"""``tada tsne``: t-SNE of source vs target bottleneck features and the proxy A-distance.
+"""``tada tsne``: t-SNE of source vs target bottleneck features, how well they are aligned.
 
+Per checkpoint (``--json``): ``alignment`` = {measure, value, interval, reads}, the headline that
+tells an adapted model from a source-only one (class-conditional MMD,
+:mod:`tada_core.explain.alignment`), ``measures`` (all of them), and the global proxy A-distance in
+both BatchNorm views (``a_distance_views``; ``a_distance`` is the view the measures use).
 Writes the figure ``F.png`` (by domain: source red, target blue; by class) and the embedding
 ``F.csv`` beside it (columns ``checkpoint,x,y,domain,class,prediction``). Two or more
 ``--checkpoint`` flags put the checkpoints side by side, as in the paper's Figure 2.
@@ -12,13 +16,13 @@ import csv
 import json
 from pathlib import Path
 
-import numpy as np
-
 from tada_core.checkpoint import load_checkpoint
 from tada_core.data import check_same_classes, load_domain
 from tada_core.errors import ConfigError
-from tada_core.explain.domain_stats import STATISTICS, resolve
-from tada_core.explain.features import a_distance, collect_features, tsne_embed
+from tada_core.explain.alignment import measure_line
+from tada_core.explain.alignment_report import checkpoint_alignment
+from tada_core.explain.domain_stats import STATISTICS
+from tada_core.explain.features import tsne_embed
 from tada_core.explain.viz import TsnePanel, figure_to_png, tsne_panels_figure
 from tada_core.model.inputs import image_size_for, norm_for
 
@@ -26,7 +30,7 @@ CSV_COLUMNS = ("checkpoint", "x", "y", "domain", "class", "prediction")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("tsne", help="t-SNE plot of source vs target features, with A-distance")
+    parser = subparsers.add_parser("tsne", help="t-SNE of source vs target features, with alignment measures")
     parser.add_argument(
         "--checkpoint", type=Path, action="append", required=True, help="checkpoint; repeat to compare side by side"
     )
@@ -65,39 +69,30 @@ def run(args: argparse.Namespace) -> int:
             check_same_classes(*pair)
             domains[key] = pair
         source, target = domains[key]
-        statistics = resolve(args.bn_stats, info.config)
-        options = {
-            "max_points": args.max_points,
-            "batch_size": args.batch_size,
-            "seed": args.seed,
-            "domain_statistics": statistics == "domain",
-        }
-        src, tgt = collect_features(model, source, **options), collect_features(model, target, **options)
-        dist = a_distance(src.features, tgt.features, seed=args.seed)
-        xy = tsne_embed(
-            np.concatenate([src.features, tgt.features]), seed=args.seed, perplexity=args.perplexity, n_jobs=args.jobs
+        report = checkpoint_alignment(
+            model,
+            info,
+            source,
+            target,
+            max_points=args.max_points,
+            statistics=args.bn_stats,
+            seed=args.seed,
+            batch_size=args.batch_size,
         )
-        codes = np.r_[np.zeros(len(src), int), np.ones(len(tgt), int)]
-        labels = np.r_[src.labels, tgt.labels]
-        preds = np.r_[src.predictions, tgt.predictions]
+        features, codes, classes, preds = report.points()
+        xy = tsne_embed(features, seed=args.seed, perplexity=args.perplexity, n_jobs=args.jobs)
+        summary = {"checkpoint": str(ckpt), "variant": info.variant, **report.summary}
         label = f"{info.variant} ({ckpt.name})"
-        panels.append(TsnePanel(xy, codes, labels, source.class_names, label, dist))
+        panels.append(
+            TsnePanel(
+                xy, codes, classes, source.class_names, label, summary["a_distance"], measure_line(summary["alignment"])
+            )
+        )
         rows += [
             (str(ckpt), f"{x:.5f}", f"{y:.5f}", ("source", "target")[d], source.class_names[c], info.class_names[p])
-            for (x, y), d, c, p in zip(xy, codes, labels, preds, strict=True)
+            for (x, y), d, c, p in zip(xy, codes, classes, preds, strict=True)
         ]
-        summaries.append(
-            {
-                "checkpoint": str(ckpt),
-                "variant": info.variant,
-                "a_distance": dist,
-                "bn_statistics": statistics,
-                "n_source": len(src),
-                "n_target": len(tgt),
-                "source_accuracy": src.accuracy,
-                "target_accuracy": tgt.accuracy,
-            }
-        )
+        summaries.append(summary)
     fig = tsne_panels_figure(panels, args.source, args.target)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(figure_to_png(fig))
@@ -110,10 +105,13 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"png": str(args.out), "csv": str(csv_path), "checkpoints": summaries}))
     else:
         for s in summaries:
+            target_acc = "unlabelled" if s["target_accuracy"] is None else f"{s['target_accuracy']:.1%}"
+            views = ", ".join(
+                f"{v['value']:.3f} ({name} BatchNorm statistics)" for name, v in s["a_distance_views"].items()
+            )
             print(
-                f"{s['variant']} ({s['checkpoint']}): A-distance {s['a_distance']:.3f}; accuracy source "
-                f"{s['source_accuracy']:.1%}, target {s['target_accuracy']:.1%} on {s['n_source']}+{s['n_target']} images "
-                f"(BatchNorm statistics: {s['bn_statistics']})"
+                f"{s['variant']} ({s['checkpoint']}): {measure_line(s['alignment'])}; proxy A-distance {views}; "
+                f"accuracy source {s['source_accuracy']:.1%}, target {target_acc} on {s['n_source']}+{s['n_target']} images"
             )
         print(f"wrote {args.out} and {csv_path}")
     return 0

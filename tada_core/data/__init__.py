@@ -3,7 +3,8 @@
 Modules: ``domains`` (load_domain), ``builtin`` (the built-in names), ``digits``, ``photos``,
 ``shift_pairs`` (localised-shift photo pairs with masks), ``artefacts`` (the marks they carry),
 ``shift_export`` (those pairs as folders with masks), ``folders``, ``archives``, ``images``,
-``datasets``, ``transforms``, ``torchvision_sets``.
+``datasets``, ``transforms``, ``torchvision_sets``, ``emoji`` (the designer-style domains, built by
+``tada data download emoji``).
 
 Public API::
 

@@ -6,6 +6,8 @@ are 3-channel RGB (grey digits are replicated), resized to the requested size. F
 The photo domains ``photos`` / ``photos-sketch`` / ``photos-grain`` (:mod:`tada_core.data.photos`)
 have four classes (cat, coffee, motorcycle, person) of 256×256 crops; so have the localised-shift
 pairs ``shift-<kind>[-control]-source`` / ``-target`` (:mod:`tada_core.data.shift_pairs`).
+The designer styles ``emoji-apple`` / ``emoji-google`` / ``emoji-twitter`` (:mod:`tada_core.data.emoji`)
+have 16 classes of 64×64 drawings once ``tada data download emoji`` has built them.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Callable
 import torch
 from torch.utils.data import Dataset
 
-from tada_core.data import torchvision_sets
+from tada_core.data import emoji, torchvision_sets
 from tada_core.data.datasets import ArrayImages, TensorImages
 from tada_core.data.digits import DIGIT_CLASSES, Arrays, mnist_arrays, mnistm_arrays, optdigits_arrays
 from tada_core.data.photos import PER_CLASS, PHOTO_CLASSES, photo_arrays
@@ -52,7 +54,7 @@ _PHOTOS: dict[str, str] = {
 
 def builtin_names() -> list[str]:
     """All built-in domain names, offline ones first."""
-    return [*_SHIPPED, *_PHOTOS, *builtin_shift_names(), *torchvision_sets.TORCHVISION_SETS]
+    return [*_SHIPPED, *_PHOTOS, *builtin_shift_names(), *torchvision_sets.TORCHVISION_SETS, *emoji.domain_names()]
 
 
 def list_builtin_domains(data_root: str | None = None) -> list[dict]:
@@ -103,6 +105,21 @@ def list_builtin_domains(data_root: str | None = None) -> list[dict]:
                 "available": torchvision_sets.is_available(name, data_root),
             }
         )
+    root = torchvision_sets.data_root(data_root)
+    built = emoji.manifest(root)
+    for name in emoji.domain_names():
+        style = name.removeprefix(emoji.DOMAIN_PREFIX)
+        download = "emoji" + ("" if style in emoji.BENCH_STYLES else f" --styles {style}")
+        rows.append(
+            {
+                "name": name,
+                "size": built.get("styles", {}).get(style, 0),
+                "num_classes": len(built.get("classes", [])),
+                "description": f"emoji drawn by {style} ({emoji.LICENCES[style]}), 64×64 on white; "
+                f"optional: 'tada data download {download}' (npm)",
+                "available": emoji.is_built(name, root),
+            }
+        )
     return rows
 
 
@@ -131,6 +148,9 @@ def load_builtin(
     if name in builtin_shift_names():
         images, labels, _ = builtin_shift_arrays(name, seed)
         return list(PHOTO_CLASSES), ArrayImages(images, labels, build_transform(image_size, norm, train))
+    if name in emoji.domain_names():
+        class_names, images, labels = emoji.load_style(name, torchvision_sets.data_root(data_root))
+        return class_names, ArrayImages(images, labels, build_transform(image_size, norm, train))
     if name in _SHIPPED:
         seed = seed if name == "mnistm" else 0  # only mnistm is synthetic; keeps the cache to one entry
         images, labels = _SHIPPED[name][3](seed)

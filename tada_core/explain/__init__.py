@@ -6,8 +6,12 @@
     gap.py           the domain-gap probes: K linear probes fitted after training on frozen fᵏ
     shift.py         a checkpoint's shift localiser: stored, cached beside it, or fitted on demand; status
     features.py      pooled features of a domain, t-SNE, proxy A-distance, mean attention of a domain
+    alignment.py     do a class's target images sit on its source images? class-conditional MMD (the headline),
+                     source-neighbour accuracy, each with its interval
+    alignment_report.py  one checkpoint on a pair: features in both BatchNorm views, the measures, A-distances
     domain_stats.py  each domain normalised with its own BatchNorm statistics (as in training)
     estimate.py      a checkpoint's accuracy on an unlabelled domain, estimated (and the one stored at training)
+    partial.py       a labelled domain with some of the checkpoint's classes: labels re-indexed, absent ones named
     familiarity.py   "is this upload far from everything the model was trained on?"
     geometry.py      from the model's square input back to the user's image (resize and crop undone)
     viz.py           overlays, attention and gap figures, PNG encoding (pure: arrays in, images out)

@@ -1,17 +1,20 @@
 """How accurate is a checkpoint on a domain whose labels nobody has? An estimate, with its interval.
 
-The method ("PM-own", :mod:`tada_core.training.estimator` has the math): the checkpoint stores a
-temperature T (and one T_k per calibration set) fitted at training time on its held-out source and
-an augmentation ladder of it, each evaluated with its own BatchNorm statistics, plus the source's
-class prior. On the target: the deployed model predicts ŷ; the model with the target's own
-BatchNorm statistics gives p = softmax(logits / T); p is re-balanced to the source's class mix (prior
-matching) into q; the estimate is the mean of q(ŷ). The interval is [min, max] over {T, T_k} ± 1
-point; wider than 10 points is flagged "uncertain". It assumes the target's classes are mixed as in
-the source, and is least reliable for shifts unlike the ladder's generic augmentations.
+The method ("PM-own" with the class mix, :mod:`tada_core.training.estimator` has the math): the
+checkpoint stores a temperature T (and one T_k per calibration set) fitted at training time on its
+held-out source and an augmentation ladder of it, each evaluated with its own BatchNorm statistics,
+plus the source's class prior. On the target: the deployed model predicts ŷ; the model with the
+target's own BatchNorm statistics (the target re-balanced to the source's class mix by ŷ) gives
+p = softmax(logits / T); EM on p estimates the target's class mix π̂ (label shift,
+:mod:`tada_core.training.label_shift`); p re-weighted to π̂ gives q; the estimate is the mean of
+q(ŷ). The interval is [min, max] over {T, T_k} ± 1 point. ``uncertain`` is true, with the reason,
+when the mix is far from the source's, the interval is wider than 10 points, or the target is
+beyond the calibration (then the source's mix is kept). A labelled domain with fewer classes than
+the checkpoint is fine: its absent classes are named (:mod:`tada_core.explain.partial`).
 
     >>> result = estimate_accuracy(model, info, "photos_from_camera_b/")   # a folder, zip, list, built-in
-    >>> result.estimated_accuracy, result.interval, result.uncertain
-    (91.4, [88.2, 95.0], False)
+    >>> result.estimated_accuracy, result.interval, result.uncertain, result.class_mix
+    (91.4, [88.2, 95.0], False, {'cat': 0.52, 'coffee': 0.31, 'motorcycle': 0.0, 'person': 0.17})
     >>> stored_estimate(info)        # what training recorded on its own target (instant)
     >>> estimate_line(info)          # one line for a page header
 
@@ -31,6 +34,7 @@ from tada_core.checkpoint import CheckpointInfo
 from tada_core.config import TrainConfig
 from tada_core.data import Domain, load_domain
 from tada_core.errors import DataError, DataWarning, TadaError
+from tada_core.explain.partial import match_classes
 from tada_core.model import TADAModel
 from tada_core.model.inputs import image_size_for, norm_for
 from tada_core.training.calibration import calibrate, calibration_sets, estimate_on, ladder_recipe
@@ -47,7 +51,9 @@ __all__ = [
     "calibration_of",
     "estimate_accuracy",
     "estimate_line",
+    "mix_text",
     "stored_estimate",
+    "uncertain_text",
 ]
 
 
@@ -150,7 +156,8 @@ def calibration_of(
     return calibrate(_runner(model, info), sets, device=device), notes
 
 
-def _target(spec: str | Domain, info: CheckpointInfo, labels: str, data_root: str | None) -> Domain:
+def _target(spec: str | Domain, info: CheckpointInfo, labels: str, data_root: str | None) -> tuple[Domain, list[str]]:
+    """The target, its labels (if any) indexing the checkpoint's classes, and the classes it lacks."""
     if isinstance(spec, Domain):
         domain = spec
     else:
@@ -168,14 +175,7 @@ def _target(spec: str | Domain, info: CheckpointInfo, labels: str, data_root: st
             f"'{domain.name}' has {len(domain)} readable image(s); an accuracy estimate needs at least "
             f"{MIN_TARGET_IMAGES} (a few hundred is better)"
         )
-    if domain.labelled and domain.class_names != info.class_names:
-        raise DataError(
-            f"the classes of '{domain.name}' are not the checkpoint's. Domain: {domain.class_names[:20]}; "
-            f"checkpoint: {info.class_names[:20]}. A labelled domain needs the checkpoint's class names (folder "
-            "names or labels, in the same order); to estimate without its labels pass it as unlabelled: "
-            "tada estimate … --unlabelled (labels='ignore' in Python, or a flat folder of images)"
-        )
-    return domain
+    return match_classes(domain, info.class_names)
 
 
 def estimate_accuracy(
@@ -198,17 +198,23 @@ def estimate_accuracy(
         source: see :func:`calibration_of` (only for checkpoints without a stored calibration).
 
     Raises:
-        DataError: unreadable domain, fewer than 10 images, a labelled domain with other classes.
+        DataError: unreadable domain, fewer than 10 images, a labelled domain with a class the
+            checkpoint lacks (fewer classes are fine: the absent ones are named in the notes).
         EstimateError: no stored calibration and no source to compute it from.
     """
-    target = _target(domain, info, labels, data_root)
+    target, absent = _target(domain, info, labels, data_root)
     calibration, notes = calibration_of(model, info, source=source, data_root=data_root, device=device)
     runner, dataset = _runner(model, info), target.dataset
     if _frozen(info):
-        dataset = CachedMaps(*backbone_maps(model.backbone, target.dataset, device=device))
+        dataset = CachedMaps(*backbone_maps(model.cache_parts()[0], target.dataset, device=device))
     running = collect_outputs(runner, dataset, device=device)
-    result = estimate_on(runner, dataset, calibration, running=running, device=device)
+    result = estimate_on(runner, dataset, calibration, running=running, class_names=info.class_names, device=device)
     result.measured_accuracy = running.accuracy() if target.labelled else None
+    if target.labelled and absent:
+        notes.append(
+            f"the domain's labels have no image of {len(absent)} of the checkpoint's {len(info.class_names)} classes "
+            f"({', '.join(absent[:10])}{' …' if len(absent) > 10 else ''}); the measured accuracy is over the others"
+        )
     if target.skipped:
         notes.append(f"{len(target.skipped)} unreadable file(s) skipped")
     result.notes = notes
@@ -225,11 +231,30 @@ def estimate_line(source: CheckpointInfo | Estimate | None) -> str:
             "`tada estimate --checkpoint … --domain …` or the Model tab computes one."
         )
     low, high = result.interval
-    flag = " — uncertain (wide interval)" if result.uncertain else ""
     measured = (
         f"; measured with labels: {result.measured_accuracy:.1f}%" if result.measured_accuracy is not None else ""
     )
     return (
-        f"Estimated target accuracy {result.estimated_accuracy:.1f}% ({low:.1f}–{high:.1f}){flag}, without target "
-        f"labels (PM-own; assumes the target's classes are mixed as in the source){measured}"
+        f"Estimated target accuracy {result.estimated_accuracy:.1f}% ({low:.1f}–{high:.1f}){uncertain_text(result)}, "
+        f"without target labels ({mix_text(result)}){measured}"
     )
+
+
+def mix_text(result: Estimate, top: int = 3) -> str:
+    """The class mix in a few words: its largest shares and how far it is from the source's."""
+    if not result.class_mix:
+        return "PM-own; assumes the target's classes are mixed as in the source (an estimate stored before issue 34)"
+    shares = sorted(result.class_mix.items(), key=lambda item: -item[1])
+    shown = ", ".join(f"{name}: {share:.0%}" for name, share in shares[:top])
+    absent = sum(share < 0.005 for share in result.class_mix.values())
+    rest = f", {absent} class(es) absent" if absent else ""
+    used = "" if result.mix_used == "estimated" else "; the source's mix is used"
+    return f"estimated class mix {shown}{' …' if len(shares) > top else ''}{rest}, {result.mix_shift:.2f} from the source's{used}"
+
+
+def uncertain_text(result: Estimate) -> str:
+    """`` — uncertain: …`` naming each assumption that broke, or ``""``."""
+    if not result.uncertain:
+        return ""
+    kinds = [reason.split(":", 1)[0] for reason in result.uncertain_reasons] or ["wide interval"]
+    return f" — uncertain ({', '.join(kinds)})"

@@ -72,10 +72,11 @@ def preprocess(
 
 
 def _original(image: Image.Image, image_size: int) -> tuple[np.ndarray, InputGeometry]:
-    """The user's image (at most 1024 px on its long side) and where the model's input lies in it."""
+    """The user's image (at most 1024 px on its long side) and where the model's input lies in it, in
+    the pixels of the image as given (:meth:`InputGeometry.scaled` maps it onto the kept copy)."""
     width, height = fits(*image.size)
     kept = image if (width, height) == image.size else image.resize((width, height), Image.Resampling.LANCZOS)
-    return np.asarray(kept), input_geometry(*image.size, image_size).scaled(width, height)
+    return np.asarray(kept), input_geometry(*image.size, image_size)
 
 
 @torch.no_grad()
@@ -167,6 +168,7 @@ def predict_attention(
                         shift=out["shift"][i] if out["shift"] is not None else None,
                         original=original,
                         geometry=geometry,
+                        shift_fitted_on=localiser.localiser.fitted_on if localiser is not None else None,
                     )
                 )
     finally:

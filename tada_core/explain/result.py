@@ -31,10 +31,14 @@ class AttentionResult:
             (:mod:`tada_core.explain.gap`); None unless probes were given.
         original: (H, W, 3) uint8 RGB, the image as the user gave it (upright, at most 1024 px on
             its long side); None when only the model's input is known.
-        geometry: where the model's input lies in ``original`` (:mod:`tada_core.explain.geometry`).
+        geometry: where the model's input lies in the image as the user gave it, in its pixels
+            (:mod:`tada_core.explain.geometry`; ``geometry.scaled`` maps it onto ``original``). Every
+            grid, whatever its size, covers exactly this box.
         shift: (h', w') float32 shift view σ(z) ∈ [0, 1] of the shift localiser
             (:mod:`tada_core.explain.shift`), a finer grid (56×56 photos, 14×14 digits); None unless a
             localiser was given.
+        shift_fitted_on: ``(source, target)``, how many images of each domain the shift localiser was
+            fitted on; None without a localiser or when its fit did not record them.
     """
 
     image: np.ndarray
@@ -48,15 +52,22 @@ class AttentionResult:
     original: np.ndarray | None = None
     geometry: InputGeometry | None = None
     shift: np.ndarray | None = None
+    shift_fitted_on: tuple[int, int] | None = None
 
     def to_dict(self, grid_view: str = "attention") -> dict:
         """JSON-ready summary (no image pixels); ``views`` holds the grid of each view.
 
         ``grid`` is the grid of ``grid_view`` (``tada attention`` passes :func:`default_view`) and
-        ``grid_reads`` the end of it that marks where the image differs from the source.
+        ``grid_reads`` the end of it that marks where the image differs from the source. ``grid_box``
+        is ``[x0, y0, x1, y1]``, the part of the user's image, in its pixels, that the grid covers
+        (cell (r, c) of an h×w grid spans x0 + c·(x1 − x0)/w … x0 + (c + 1)·(x1 − x0)/w, y likewise);
+        ``view_boxes`` gives each view's box and shape. ``localiser`` holds the shift localiser's fit
+        counts (``source_images``, ``target_images``) when they are known.
         """
         grids = {view: view_grid(self, view) for view in VIEWS}
         main = grids[check_view(grid_view).name]
+        box = [round(v, 4) for v in self.geometry.box] if self.geometry is not None else None
+        counts = self.shift_fitted_on
         return {
             "predicted": self.predicted,
             "top_k": [{"class": name, "prob": round(p, 6)} for name, p in self.top_k],
@@ -69,7 +80,22 @@ class AttentionResult:
             "grid_mean": float(main.mean()) if main is not None else None,
             "views": {view: np.round(g, 6).tolist() if g is not None else None for view, g in grids.items()},
             "view_shapes": {view: list(g.shape) if g is not None else None for view, g in grids.items()},
+            "grid_box": box if main is not None else None,
+            "view_boxes": {
+                view: {"box": box, "shape": list(g.shape)} if g is not None and box is not None else None
+                for view, g in grids.items()
+            },
+            "localiser": {"source_images": counts[0], "target_images": counts[1]} if counts else None,
         }
+
+
+def fit_note(result: AttentionResult) -> str | None:
+    """``fitted on 500 + 500 images (source + target)`` for a result whose shift localiser recorded its
+    fit counts, else None (a localiser fitted before they were recorded says nothing)."""
+    if result.shift_fitted_on is None:
+        return None
+    source, target = result.shift_fitted_on
+    return f"fitted on {source} + {target} images (source + target)"
 
 
 def view_grid(result: AttentionResult, view: str) -> np.ndarray | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import io
+import textwrap
 from typing import TYPE_CHECKING
 
 import matplotlib
@@ -28,7 +29,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from tada_core.explain.geometry import display_image, display_size, map_on_display
-from tada_core.explain.result import view_grid
+from tada_core.explain.result import fit_note, view_grid
 from tada_core.explain.views import SCALE_NAMES, VIEWS, check_view, flat_note, range_text
 from tada_core.explain.viz_tsne import (
     SOURCE_COLOR,
@@ -58,14 +59,18 @@ __all__ = [
     "overlay_values",
     "overlay_view",
     "png_bytes",
+    "prints_values",
     "tsne_comparison_figure",
     "tsne_figure",
     "tsne_panels_figure",
     "upsample_grid",
+    "wrap_to_width",
 ]
 
 MODES = ("smooth", "blocky")
 DISPLAY_SIDE = 224  # small images (digits) are enlarged to this side before overlaying
+VALUES_MAX_SIDE = 7  # grids up to 7×7 show their values; finer ones (14×14, 56×56) are a heat map only
+CHAR_WIDTH_EM = 0.6  # a generous mean character width of matplotlib's DejaVu Sans, in ems
 
 
 def _colormap(name: str) -> matplotlib.colors.Colormap:
@@ -236,17 +241,37 @@ def overlay_values(
     return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
 
 
+def prints_values(shape: tuple[int, ...]) -> bool:
+    """Whether a grid of ``shape`` (h, w) is drawn with its values in its cells: up to 7×7, where a
+    value fits its cell at a readable size; a finer grid is drawn as a heat map only."""
+    return max(shape) <= VALUES_MAX_SIDE
+
+
+def wrap_to_width(text: str, width_inches: float, fontsize: float) -> str:
+    """``text`` with each of its lines wrapped at spaces to fit ``width_inches`` at ``fontsize`` points."""
+    chars = max(20, int(width_inches * 72 / (fontsize * CHAR_WIDTH_EM)))
+    return "\n".join(textwrap.fill(line, chars) if line else line for line in text.split("\n"))
+
+
+def _caption(fig: Figure, text: str, fontsize: float = 10) -> None:
+    fig.supxlabel(wrap_to_width(text, fig.get_figwidth(), fontsize), fontsize=fontsize)
+
+
+def _title(fig: Figure, text: str, fontsize: float = 12) -> None:
+    fig.suptitle(wrap_to_width(text, fig.get_figwidth(), fontsize), fontsize=fontsize)
+
+
 def _write_cells(ax, grid: np.ndarray, cmap: str, lo: float, hi: float) -> None:
-    """Draw the grid as coloured cells with their values written in them."""
+    """Draw the grid as coloured cells, with their values written in them where they can be read
+    (:func:`prints_values`)."""
     ax.imshow(grid, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
     h, w = grid.shape
-    if h * w <= 400:
+    if prints_values(grid.shape):
         colors = _colormap(cmap)(np.clip((grid - lo) / (hi - lo), 0.0, 1.0))
         luminance = colors[..., :3] @ np.array([0.299, 0.587, 0.114])
-        size = max(4.0, min(9.0, 63.0 / max(h, w)))
         decimals = 3 if np.abs(grid).max() < 0.1 else 2  # small maps (e.g. a confused discriminator) stay readable
         for (i, j), value in np.ndenumerate(grid):
-            ax.text(j, i, f"{value:.{decimals}f}", ha="center", va="center", fontsize=size,
+            ax.text(j, i, f"{value:.{decimals}f}", ha="center", va="center", fontsize=9,
                     color="black" if luminance[i, j] > 0.5 else "white")  # fmt: skip
     ax.set_xticks(range(w) if w <= 20 else [])
     ax.set_yticks(range(h) if h <= 20 else [])
@@ -316,7 +341,8 @@ def attention_figure(
         )
         h, w = grid.shape
         _write_cells(axes[2], grid, cmap, lo, hi)
-        axes[2].set_title(f"{view} per region ({h}×{w}), mean {float(np.mean(grid)):.3f}", fontsize=10)
+        values = "" if prints_values(grid.shape) else "\nheat map: the values are in the JSON"
+        axes[2].set_title(f"{view} per region ({h}×{w}), mean {float(np.mean(grid)):.3f}{values}", fontsize=10)
     top = ", ".join(f"{name} {p:.1%}" for name, p in result.top_k)
     lines = [f"predicted: {result.predicted} ({float(np.max(result.probs)):.1%})    top-{len(result.top_k)}: {top}"]
     extra = []
@@ -327,9 +353,10 @@ def attention_figure(
     if extra:
         lines.append("    ".join(extra))
     if grid is not None:
-        lines.append(f"{spec.label}: {spec.meaning}")
-    fig.supxlabel("\n".join(lines), fontsize=10)
-    fig.suptitle(title or f"Per-region view: {spec.label}", fontsize=12)
+        note = fit_note(result) if view == "shift" else None
+        lines.append(f"{spec.label}: {spec.meaning}" + (f"; {note}" if note else ""))
+    _caption(fig, "\n".join(lines))
+    _title(fig, title or f"Per-region view: {spec.label}")
     return fig
 
 
@@ -364,7 +391,7 @@ def gap_maps_figure(
         f"domain gap: proxy A-distance per region (0 = same, 2 = separable)\n{SCALE_NAMES[scale]}: {low} – {high}",
         fontsize=9,
     )
-    fig.suptitle(title or "Domain gap per region", fontsize=12)
+    _title(fig, title or "Domain gap per region")
     return fig
 
 
@@ -400,7 +427,7 @@ def domain_attention_figure(
         ax_hist.set_title(
             f"m over {len(m_values)} images (min {m_values.min():.3f}, max {m_values.max():.3f})", fontsize=10
         )
-    fig.suptitle(title or "Attention over a domain", fontsize=12)
+    _title(fig, title or "Attention over a domain")
     return fig
 
 

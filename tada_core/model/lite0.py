@@ -138,6 +138,19 @@ class Lite0Trunk(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.forward_features(x)
 
+    def split(self, tune: int) -> tuple[nn.Module, nn.Module]:
+        """``(lower, upper)`` with ``upper(lower(x)) == self(x)``: ``upper`` is the last ``tune`` stages
+        with the head conv (``blocks.7-tune`` … ``blocks.6``, ``conv_head``, ``bn2``), ``lower`` the
+        rest. Both are views over this trunk's own layers (shared weights, nothing copied).
+        """
+        net = self.net
+        if not 0 <= tune <= len(net.blocks):
+            raise ValueError(f"tune must be 0 to {len(net.blocks)} stages, got {tune}")
+        cut = len(net.blocks) - tune
+        lower = nn.Sequential(net.conv_stem, net.bn1, *net.blocks[:cut])
+        upper = nn.Sequential(*net.blocks[cut:], net.conv_head, net.bn2)
+        return lower, upper
+
 
 def build_lite0_trunk(pretrained: bool) -> nn.Module:
     """The backbone ``efficientnet_lite0``; ``pretrained`` loads the offline ImageNet weights."""

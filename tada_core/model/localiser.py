@@ -41,6 +41,7 @@ from torch import nn
 from tada_core.errors import TadaError
 
 PREFIX = "localiser."
+FITTED_ON = "fitted_on"  # the (source, target) image counts of the fit, beside the weights
 HIDDEN = 64
 
 
@@ -151,6 +152,10 @@ class Localiser(nn.Module):
     Args:
         channels: C of the tap map.
         seeds: how many scorers are averaged.
+
+    ``fitted_on`` is ``(source, target)``, how many images of each domain the fit read (set by
+    :func:`tada_core.training.localiser_fit.fit_for_backbone`, stored as the ``localiser.fitted_on``
+    tensor); None for a localiser fitted before the counts were recorded.
     """
 
     def __init__(self, channels: int, seeds: int = 3, hidden: int = HIDDEN) -> None:
@@ -158,6 +163,7 @@ class Localiser(nn.Module):
         self.register_buffer("mean", torch.zeros(1, channels, 1, 1))
         self.register_buffer("std", torch.ones(1, channels, 1, 1))
         self.scorers = nn.ModuleList(ShiftScorer(channels, hidden) for _ in range(seeds))
+        self.fitted_on: tuple[int, int] | None = None
 
     def standardise(self, maps: torch.Tensor) -> torch.Tensor:
         return (maps.float() - self.mean) / self.std
@@ -168,13 +174,18 @@ class Localiser(nn.Module):
         return torch.stack([scorer(x) for scorer in self.scorers]).mean(0)
 
     def to_tensors(self, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
-        """The state as ``localiser.*`` tensors for a checkpoint (``dtype`` e.g. float16 for photo models)."""
-        return {PREFIX + k: v.detach().to(dtype).cpu().contiguous() for k, v in self.state_dict().items()}
+        """The state as ``localiser.*`` tensors for a checkpoint (``dtype`` e.g. float16 for photo models),
+        with the fit's image counts as int64 ``localiser.fitted_on`` when they are known."""
+        tensors = {PREFIX + k: v.detach().to(dtype).cpu().contiguous() for k, v in self.state_dict().items()}
+        if self.fitted_on is not None:
+            tensors[PREFIX + FITTED_ON] = torch.tensor(self.fitted_on, dtype=torch.int64)
+        return tensors
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> Localiser:
         """Rebuild from ``localiser.*`` tensors (other keys are ignored); float32, eval mode."""
         state = {k[len(PREFIX) :]: v.float() for k, v in tensors.items() if k.startswith(PREFIX)}
+        counts = state.pop(FITTED_ON, None)
         try:
             channels = state["mean"].shape[1]
             seeds = len({k.split(".")[1] for k in state if k.startswith("scorers.")})
@@ -183,4 +194,6 @@ class Localiser(nn.Module):
             localiser.load_state_dict(state)
         except (KeyError, IndexError, RuntimeError) as err:
             raise LocaliserError(f"the stored shift localiser is damaged ({type(err).__name__}: {err})") from None
+        if counts is not None and counts.numel() == 2:
+            localiser.fitted_on = (int(counts[0]), int(counts[1]))
         return localiser.eval()

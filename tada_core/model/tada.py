@@ -91,6 +91,23 @@ class TADAModel(nn.Module):
         """
         return self._per_domain(lambda part: self._forward_map(self.backbone(part)), x, split)
 
+    def cache_parts(self) -> tuple[nn.Module, nn.Module | None]:
+        """``(encoder, upper)`` of frozen-backbone training: the encoder makes the cached maps, the
+        upper part (None: nothing) turns them into f and trains (``train.tune_blocks`` last stages).
+        Views over the backbone's own layers, made on demand (never registered twice)."""
+        tune = self.config.train.tune_blocks
+        if not tune:
+            return self.backbone, None
+        return self.backbone.split(tune)
+
+    def forward_cached(self, maps: torch.Tensor, split: int | None = None) -> TADAOutput:
+        """Everything after the cache encoder of :meth:`cache_parts`, from its maps (B, C', H, W);
+        ``split`` as in :meth:`forward` (the trained upper stages' BatchNorm per domain too)."""
+        _, upper = self.cache_parts()
+        if upper is None:
+            return self.forward_map(maps, split)
+        return self._per_domain(lambda part: self._forward_map(upper(part)), maps, split)
+
     def forward_map(self, f: torch.Tensor, split: int | None = None) -> TADAOutput:
         """Everything after the backbone, from its map f (B, C, H, W) (a cached one in frozen mode);
         ``split`` as in :meth:`forward`."""

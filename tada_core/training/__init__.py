@@ -12,6 +12,7 @@
     selection.py       the label-free criteria that choose ``best`` (default: the estimated target accuracy)
     batchnorm.py       a copy of a model with a dataset's own BatchNorm statistics (AdaBN)
     estimator.py       the accuracy estimate without target labels (PM-own): temperature, prior matching
+    label_shift.py     the target's class mix without labels (EM), class-balanced BatchNorm weights
     ladder.py          the calibration ladder: the held-out source augmented at increasing severity
     calibration.py     calibrating the estimate on the held-out source and its ladder; estimating on a target
     baselines.py       AC, DoC, ATC and COT, recorded beside the estimate for comparison

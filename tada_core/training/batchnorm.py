@@ -31,12 +31,15 @@ def _batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
 
 
 def _kept(model: nn.Module) -> set[int]:
-    """ids of the BatchNorm layers that keep their running statistics: those of a frozen backbone."""
+    """ids of the BatchNorm layers that keep their running statistics: those of a frozen backbone
+    (less its trained upper stages, ``train.tune_blocks``)."""
     core = unwrap(model)
     config = getattr(core, "config", None)
     if config is None or not config.train.frozen_backbone or not hasattr(core, "backbone"):
         return set()
-    return {id(m) for m in _batchnorms(core.backbone)}
+    _, upper = core.cache_parts()
+    trained = {id(m) for m in _batchnorms(upper)} if upper is not None else set()
+    return {id(m) for m in _batchnorms(core.backbone)} - trained
 
 
 @torch.no_grad()
@@ -77,3 +80,28 @@ def with_domain_statistics(model: nn.Module, dataset, *, batch_size: int = 256) 
     for layer, momentum in zip(layers, momenta, strict=True):
         layer.momentum = momentum
     return copied.eval()
+
+
+@torch.no_grad()
+def blend_statistics(adapted: nn.Module, model: nn.Module, weight: float) -> nn.Module:
+    """``adapted`` (a :func:`with_domain_statistics` copy of ``model``) with each re-estimated
+    BatchNorm layer's statistics mixed with ``model``'s running ones, in place: the moments of the
+    mixture ``weight``·adapted + (1 − ``weight``)·running,
+
+        μ = a·μ₁ + (1 − a)·μ₂        σ² = a·σ₁² + (1 − a)·σ₂² + a·(1 − a)·(μ₁ − μ₂)²
+
+    (per layer, an approximation: deeper layers were estimated behind the adapted ones). Used where
+    the dataset stands for only part of what the statistics should describe (a target lacking some
+    of the source's classes, :mod:`tada_core.training.label_shift`).
+    """
+    kept = _kept(adapted)
+    for layer, running in zip(_batchnorms(adapted), _batchnorms(model), strict=True):
+        if id(layer) in kept or layer.running_mean is None or running.running_mean is None:
+            continue
+        mean, var = layer.running_mean.clone(), layer.running_var.clone()
+        other_mean, other_var = running.running_mean, running.running_var
+        layer.running_mean.copy_(weight * mean + (1 - weight) * other_mean)
+        layer.running_var.copy_(
+            weight * var + (1 - weight) * other_var + weight * (1 - weight) * (mean - other_mean) ** 2
+        )
+    return adapted

@@ -2,7 +2,9 @@
 
 Every set is evaluated with its *own* BatchNorm statistics, as training normalised each domain
 (:mod:`tada_core.training.batchnorm`): the held-out source with those of source images the model
-trained on (the held-out part alone is small), each ladder rung and the target with their own.
+trained on (the held-out part alone is small), each ladder rung and the target with their own —
+the target's drawn re-balanced to the source's class mix by predicted class, so that a target of
+other class proportions is normalised as a source-mixed one would be (:func:`balanced_outputs`).
 
     sets = calibration_sets(source_dataset, source_labels, fraction=0.1, recipe=…, norm=…)
     calibration = calibrate(model, sets)                       # T, T_k, the source prior, the recipe
@@ -28,10 +30,11 @@ from torch.utils.data import Dataset, Subset
 from tada_core.config import TADAConfig
 from tada_core.data.transforms import Norm
 from tada_core.model.inputs import image_size_for
-from tada_core.training.batchnorm import with_domain_statistics
+from tada_core.training.batchnorm import blend_statistics, with_domain_statistics
 from tada_core.training.distributed import DistContext
 from tada_core.training.estimator import Calibration, Estimate, estimate, fit_temperature
 from tada_core.training.evaluate import Outputs, collect_outputs
+from tada_core.training.label_shift import balance_weights
 from tada_core.training.ladder import AugmentedCopies, LadderRecipe, recipe_for
 from tada_core.training.run_data import SPLIT_SEED, holdout_split
 
@@ -161,6 +164,34 @@ def calibrate(
     )
 
 
+def balanced_outputs(
+    model: torch.nn.Module,
+    dataset: Dataset,
+    predictions: torch.Tensor,
+    prior: Sequence[float],
+    indices: Sequence[int] | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    ctx: DistContext | None = None,
+) -> Outputs:
+    """``model``'s outputs on ``dataset[indices]`` with BatchNorm statistics of those items
+    re-balanced to the class mix ``prior`` by their ``predictions`` (N,).
+
+    A seeded draw of :data:`STATISTICS_ITEMS` items with replacement, each item weighted by
+    :func:`~tada_core.training.label_shift.balance_weights`, gives the statistics; the part of
+    ``prior`` the items do not cover (classes never or seldom predicted) is filled with the model's
+    running statistics (:func:`~tada_core.training.batchnorm.blend_statistics`). A target mixed as
+    the source is drawn evenly: its own statistics, as :func:`own_outputs` gives them.
+    """
+    items = list(range(len(dataset))) if indices is None else list(indices)
+    weights, covered = balance_weights(predictions, torch.as_tensor(prior, dtype=torch.float64))
+    draw = torch.multinomial(weights, STATISTICS_ITEMS, replacement=True, generator=torch.Generator().manual_seed(0))
+    adapted = with_domain_statistics(model, Subset(dataset, [items[i] for i in draw.tolist()]))
+    if covered < 1.0:
+        blend_statistics(adapted, model, covered)
+    return collect_outputs(adapted, dataset, items, device=device, ctx=ctx)
+
+
 def estimate_on(
     model: torch.nn.Module,
     dataset: Dataset,
@@ -168,16 +199,20 @@ def estimate_on(
     indices: Sequence[int] | None = None,
     *,
     running: Outputs | None = None,
+    class_names: list[str] | None = None,
     device: str | torch.device = "cpu",
     ctx: DistContext | None = None,
 ) -> Estimate:
-    """The PM-own estimate of ``model``'s accuracy on ``dataset[indices]`` (labels never read).
+    """The estimate of ``model``'s accuracy on ``dataset[indices]`` (labels never read), with the
+    target's class mix (keyed by ``class_names``).
 
     ``running``: the model's outputs there with its running statistics (the deployed predictions
-    ŷ), when already computed; otherwise computed here.
+    ŷ), when already computed; otherwise computed here. The own statistics are re-balanced to the
+    source's class mix by ŷ (:func:`balanced_outputs`).
     """
     kwargs = {"device": device, "ctx": ctx}
     if running is None:
         running = collect_outputs(model, dataset, indices, **kwargs)
-    own = own_outputs(model, dataset, indices, **kwargs)
-    return estimate(own.logits, running.logits.argmax(1), calibration)
+    predictions = running.logits.argmax(1)
+    own = balanced_outputs(model, dataset, predictions, calibration.source_prior, indices, **kwargs)
+    return estimate(own.logits, predictions, calibration, class_names)

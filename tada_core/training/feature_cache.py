@@ -102,6 +102,7 @@ def cache_run_data(
     *,
     device: str | torch.device = "cpu",
     on_batch: Callable[[int], None] | None = None,
+    memo: dict | None = None,
 ) -> RunData:
     """The run's four views with every image replaced by its cached backbone map.
 
@@ -109,11 +110,22 @@ def cache_run_data(
     at random, evaluation views do not. The calibration ladder of the accuracy estimate
     (:mod:`tada_core.training.calibration`) is encoded too: every rung of augmented held-out
     source images (``model.config.train.source_holdout`` > 0; :func:`ladder_images` of them).
-    ``on_batch(n)`` is called after every n images.
+    ``on_batch(n)`` is called after every n images. ``memo`` (a dict kept by the caller) reuses
+    the maps of a domain, and of a source's ladder, already encoded by the same pretrained backbone
+    under the same domain name (benchmarks that pair each domain with several others).
     """
+    memo = {} if memo is None else memo
+    encoder, _ = model.cache_parts()
+    cut = model.config.train.tune_blocks
+
+    def encode(key: tuple, dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (*key, cut)
+        if key not in memo:
+            memo[key] = backbone_maps(encoder, dataset, device=device, on_batch=on_batch)
+        return memo[key]
 
     def cached(eval_domain: Domain) -> tuple[Domain, Domain]:
-        maps, labels = backbone_maps(model.backbone, eval_domain.dataset, device=device, on_batch=on_batch)
+        maps, labels = encode(("maps", eval_domain.name, len(eval_domain)), eval_domain.dataset)
         names = eval_domain.class_names
         return (
             Domain(eval_domain.name, names, CachedMaps(maps, labels, flip=True)),
@@ -130,7 +142,8 @@ def cache_run_data(
         rungs = {}
         for severity in recipe.severities:
             images = AugmentedCopies(data.source_eval.dataset, held_out, severity, recipe, norm)
-            rungs[severity] = CachedMaps(*backbone_maps(model.backbone, images, device=device, on_batch=on_batch))
+            key = ("ladder", data.source_eval.name, tuple(held_out), severity, recipe)
+            rungs[severity] = CachedMaps(*encode(key, images))
         ladder = Ladder(recipe, rungs)
     return RunData(source=source, target=target, source_eval=source_eval, target_eval=target_eval, ladder=ladder)
 
@@ -141,8 +154,10 @@ def encode_calibration_sets(
     """``sets`` with every image (held-out, statistics sample, rungs) replaced by its backbone map,
     for :class:`FrozenBackboneHead` (a frozen checkpoint calibrated after training)."""
 
+    encoder, _ = model.cache_parts()
+
     def encode(dataset: Dataset) -> CachedMaps:
-        return CachedMaps(*backbone_maps(model.backbone, dataset, device=device))
+        return CachedMaps(*backbone_maps(encoder, dataset, device=device))
 
     return CalibrationSets(
         held_out=encode(sets.held_out),
@@ -166,12 +181,22 @@ class FrozenBackboneHead(nn.Module):
 
     def forward(self, maps: torch.Tensor, split: int | None = None) -> TADAOutput:
         """``maps`` (B, C, H, W); ``split`` as in :meth:`TADAModel.forward` (BatchNorm per domain)."""
-        return self.module.forward_map(maps, split=split)
+        return self.module.forward_cached(maps, split=split)
 
 
-def training_features(data: RunData, max_points: int = 512) -> dict[str, torch.Tensor]:
-    """Pooled cached maps (N, C) float16 of up to ``max_points`` source and target images, stored
-    in frozen-mode checkpoints as ``familiarity.features`` (see :mod:`tada_core.explain.familiarity`)."""
+@torch.no_grad()
+def training_features(data: RunData, max_points: int = 512, upper: nn.Module | None = None) -> dict[str, torch.Tensor]:
+    """Pooled backbone maps (N, C) float16 of up to ``max_points`` source and target images, stored
+    in frozen-mode checkpoints as ``familiarity.features`` (see :mod:`tada_core.explain.familiarity`).
+
+    ``upper``: the trained upper stages (``train.tune_blocks``) that turn the cached maps into the
+    backbone's; run in eval mode, so call it with the weights being saved."""
     maps = torch.cat([d.dataset.maps for d in (data.source_eval, data.target_eval)])  # (N, C, H, W)
     picks = torch.randperm(len(maps), generator=torch.Generator().manual_seed(0))[:max_points]
-    return {"familiarity.features": maps[picks].float().mean(dim=(2, 3)).half()}
+    chosen = maps[picks].float()
+    if upper is not None:
+        was_training = upper.training
+        upper.eval()
+        chosen = torch.cat([upper(chosen[i : i + 64]) for i in range(0, len(chosen), 64)])
+        upper.train(was_training)
+    return {"familiarity.features": chosen.mean(dim=(2, 3)).half()}

@@ -213,7 +213,8 @@ def fit_for_backbone(
 ) -> Localiser:
     """Encode up to ``settings.max_images`` images of each domain at the backbone's tap, then fit.
 
-    ``on_batch(n)`` after every n images encoded, ``on_epoch(done, total)`` after every epoch."""
+    ``on_batch(n)`` after every n images encoded, ``on_epoch(done, total)`` after every epoch. The
+    localiser's ``fitted_on`` says how many images of each domain it read."""
     tap = tap_for(backbone_name)
     maps = [
         encode_taps(
@@ -221,4 +222,6 @@ def fit_for_backbone(
         )
         for d in (source, target)
     ]
-    return fit_localiser(*maps, settings, on_epoch)
+    localiser = fit_localiser(*maps, settings, on_epoch)
+    localiser.fitted_on = (len(maps[0]), len(maps[1]))
+    return localiser

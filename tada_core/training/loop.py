@@ -120,6 +120,9 @@ def _cache_features(core: TADAModel, data: RunData, device: str, callbacks: Sequ
     """Frozen-backbone mode: freeze G_f and replace every image by its backbone map, encoded once
     (``data`` that already holds cached maps, e.g. from :func:`cache_run_data`, is used as it is)."""
     core.backbone.requires_grad_(False)
+    _, upper = core.cache_parts()
+    if upper is not None:  # train.tune_blocks: the last stages train on the cached maps of those below
+        upper.requires_grad_(True)
     if isinstance(data.source.dataset, CachedMaps):
         return data
     total, done = sum(len(d) for d in (data.source_eval, data.target_eval)) + ladder_images(core, data), 0
@@ -289,7 +292,15 @@ def _estimate(run: Run, session: _Session, source: Outputs, target: Outputs, tar
     kwargs = {"device": session.device, "ctx": session.ctx}
     calibration = calibrate(session.forward_model, session.calibration_sets, **kwargs)
     dataset = run.data.target_eval.dataset
-    estimate = estimate_on(session.forward_model, dataset, calibration, target_items, running=target, **kwargs)
+    estimate = estimate_on(
+        session.forward_model,
+        dataset,
+        calibration,
+        target_items,
+        running=target,
+        class_names=run.data.class_names,
+        **kwargs,
+    )
     run.calibration, run.estimate = calibration.to_dict(), estimate.to_dict()
     return {
         "estimated_target_accuracy": estimate.estimated_accuracy,
@@ -361,6 +372,9 @@ def _save_last(run: Run, session: _Session, record: dict) -> CheckpointInfo:
         extra |= {"calibration": run.calibration, "estimate": run.estimate}
     info = CheckpointInfo(run.config, run.data.class_names, tc.source, tc.target, record, extra)
     state = {**R.optimizer_tensors(session.optimizer), "rng.torch": torch.get_rng_state()}
+    _, upper = run.model.cache_parts()
+    if upper is not None:  # the familiarity features through the upper stages as trained so far
+        session.reference = training_features(run.data, upper=upper)
     save_checkpoint(run.out_dir / LAST, run.model, info, {**state, **session.reference})
     return info
 
