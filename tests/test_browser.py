@@ -118,6 +118,7 @@ def test_features_tsne_plot(page):
     page.get_by_role("button", name="Compute t-SNE").click()
     page.wait_for_selector("#tsne-figure img")
     assert page.get_by_text("A-distance d_A").is_visible()
+    assert "class-conditional MMD" in page.locator("body").inner_text()  # the headline, with its interval
     screenshot(page, "features")
 
 

@@ -578,7 +578,13 @@ def test_cli_list_table_and_json(tmp_path, capsys):
         "tv-mnist",
         "usps",
         "svhn",
+        "emoji-apple",
+        "emoji-google",
+        "emoji-twitter",
+        "emoji-facebook",
     ]
+    emoji_row = next(line for line in table if line.startswith("emoji-apple"))
+    assert emoji_row.split()[3] == "no" and "tada data download emoji" in emoji_row  # nothing built under tmp_path
     assert rows[1] == {
         "name": "optdigits",
         "size": 1797,
