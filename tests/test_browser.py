@@ -93,6 +93,20 @@ def test_shift_examples_light_up_the_planted_label(page):
     screenshot(page, "attention_shift")
 
 
+def test_emoji_examples_open_the_shipped_style_model(page):
+    if not (SHIPPED_DIR / "tada_emoji_twitter_google.safetensors").is_file():
+        pytest.skip("needs the shipped emoji model")
+    page.locator("#attention-emoji-examples").click()
+    page.wait_for_selector("#attention-target td.filename[aria-label='target_transport-ground.png']")  # loaded
+    page.get_by_role("button", name="Show attention").click()
+    page.wait_for_selector("#attention-report .tada-card-head:has-text('target_transport-ground.png')")
+    report = page.locator("#attention-report").inner_text()
+    assert "tada_emoji_twitter_google" in report and "No shift map" not in report
+    assert page.locator("#attention-report .tada-card").count() == 8
+    assert page.locator("#attention-view input[value=shift]").is_checked()
+    screenshot(page, "attention_emoji")
+
+
 def test_attention_upload_shows_overlay(page):
     examples = example_images()
     page.locator("#attention-clear").click()
