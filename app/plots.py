@@ -24,7 +24,7 @@ ESTIMATE_CAVEAT = (
     "target as on the calibration sets"
 )
 
-LOSS_KEYS = ("total", "classification", "global_adversarial", "local_adversarial", "entropy")
+LOSS_KEYS = ("total", "classification", "global_adversarial", "local_adversarial", "entropy", "pseudo_label")
 LOSS_STYLE = {
     "total": ("total", "#222222"),
     "classification": ("classification", "#7b3294"),

@@ -356,10 +356,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             cpu_sequential, client_cpu = cpu_seconds(server.pid), time.process_time() - client_cpu
             hostile = hostile_phase(url, checkpoints, images, args.hostile, folder, deadline) if args.hostile else None
+            served_at_once = sum(row["succeeded"] for row in curve)  # every level of the curve used the CPU
             server_cpu_ms = {
-                "concurrent_per_request": round(
-                    1000 * (cpu_concurrent - cpu_start) / max(1, concurrent["succeeded"]), 1
-                ),
+                "concurrent_per_request": round(1000 * (cpu_concurrent - cpu_start) / max(1, served_at_once), 1),
                 "sequential_per_request": round(
                     1000 * (cpu_sequential - cpu_concurrent) / max(1, sequential["succeeded"]), 1
                 ),
@@ -388,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {
             "cpus": os.cpu_count(),
             "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
             "note": args.note,
             "python": platform.python_version(),
             "torch": torch.__version__,

@@ -60,7 +60,18 @@ def _accuracy(model, upper, maps, labels) -> float:
     return round(100 * (logits.argmax(1) == labels).float().mean().item(), 2)
 
 
-def run(cache, src, tgt, variant, seed, mode="frozen", iters=300, lr=0.01, bs=32, cfg=None, adabn=False) -> dict:
+def mutual_neighbours(source: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per target image: its nearest source image (cosine, each domain centred) and whether it is mutual."""
+    a = nn.functional.normalize(source - source.mean(0), dim=1)
+    b = nn.functional.normalize(target - target.mean(0), dim=1)
+    sim = b @ a.T
+    nearest_source, nearest_target = sim.argmax(1), sim.argmax(0)
+    return nearest_source, nearest_target[nearest_source] == torch.arange(len(b))
+
+
+def run(
+    cache, src, tgt, variant, seed, mode="frozen", iters=300, lr=0.01, bs=32, cfg=None, adabn=False, pl=None
+) -> dict:
     torch.manual_seed(seed)
     config = TADAConfig(
         variant=variant, backbone="efficientnet_lite0", pretrained=True, num_classes=16, image_size=224, **(cfg or {})
@@ -71,6 +82,12 @@ def run(cache, src, tgt, variant, seed, mode="frozen", iters=300, lr=0.01, bs=32
     key = "b5" if mode == "partial" else "head"
     xs, ys, xt, yt = cache[src][key], cache[src]["labels"], cache[tgt][key], cache[tgt]["labels"]
     tuned = list(upper.parameters())
+    pseudo = None
+    if pl and variant in pl.get("variants", ["dann", "tada"]):
+        nearest, mutual = mutual_neighbours(
+            cache[src]["head"].float().mean((2, 3)), cache[tgt]["head"].float().mean((2, 3))
+        )
+        pseudo = torch.where(mutual, ys[nearest], torch.full_like(ys[nearest], -100))
     backbone = {id(p) for p in model.backbone.parameters()}
     rest = [p for p in model.parameters() if id(p) not in backbone]
     groups = [{"params": tuned, "mult": 0.1}, {"params": rest, "mult": 1.0}]
@@ -93,6 +110,12 @@ def run(cache, src, tgt, variant, seed, mode="frozen", iters=300, lr=0.01, bs=32
             batch[flip] = batch[flip].flip(-1)
         out = model.forward_map(torch.cat([upper(a), upper(b)]), split=bs)
         loss = model.losses(out, ys[i], progress)["total"]
+        if pseudo is not None and (pseudo[j] >= 0).any():
+            weight = pl["weight"] * (min(1.0, progress / pl["warmup"]) if pl.get("warmup") else 1.0)
+            per_row = nn.functional.cross_entropy(out.logits[bs:], pseudo[j], ignore_index=-100, reduction="none")
+            if pl.get("attend") and out.global_attention is not None:  # TADA: m weights it as L_h
+                per_row = per_row * out.global_attention[bs:].detach()  # m in [1, 2]
+            loss = loss + weight * per_row.sum() / (pseudo[j] >= 0).sum()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

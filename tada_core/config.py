@@ -104,6 +104,10 @@ class TADAConfig:
         gamma: weight γ of the attentive entropy L_h.
         entropy_ramp: raise γ from 0 with the GRL schedule, γ_p = γ·(2 / (1 + exp(−α·p)) − 1), so
             that the entropy term does not harden the wrong early target predictions.
+        pseudo_weight: weight of the class-aware target term of the adaptive variants, the
+            cross-entropy of G_y on the target images that have a mutual-nearest-neighbour
+            pseudo-label (:mod:`tada_core.training.pseudo_labels`); 0 turns it off (the paper's
+            objective). Needs a pretrained, frozen (cached) backbone; the photo defaults set 1.
         trade_off: λ, the maximum GRL coefficient (annealed by the progress schedule).
         grl_alpha: steepness of λ_p = 2 / (1 + exp(−alpha·p)) − 1.
     """
@@ -123,6 +127,7 @@ class TADAConfig:
     local_input: str = "features"
     gamma: float = 0.1
     entropy_ramp: bool = False
+    pseudo_weight: float = 0.0
     trade_off: float = 1.0
     grl_alpha: float = 10.0
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -145,6 +150,14 @@ class TADAConfig:
                 "train.tune_blocks (--tune-blocks) trains the last stages of a frozen, cached efficientnet_lite0; "
                 f"it needs --backbone efficientnet_lite0 --pretrained without --fine-tune (got {self.backbone}, "
                 f"frozen_backbone={self.train.frozen_backbone})"
+            )
+
+        if self.pseudo_weight < 0:
+            raise ConfigError(f"pseudo_weight must be 0 (off) or positive, got {self.pseudo_weight}")
+        if self.pseudo_weight and not self.train.frozen_backbone:
+            raise ConfigError(
+                "pseudo_weight (the target pseudo-label term) takes its labels from the cached backbone "
+                "features; it needs the frozen cache: --pretrained without --fine-tune, or pseudo_weight: 0"
             )
 
     # which terms of eq. 9 a variant uses (the table in METHOD.md)

@@ -25,8 +25,12 @@ def _checkpoint(path, source, target):
     return path
 
 
-def test_an_uploaded_checkpoint_naming_server_folders_is_not_fitted(tmp_path):
+def test_an_uploaded_checkpoint_naming_server_folders_is_not_fitted(tmp_path, monkeypatch):
+    import tada_core.explain.shift as S
+
     ctx = AppContext.create(data_dir=tmp_path / "runs", data_root=tmp_path / "data", shipped_dir=tmp_path / "none")
+    # not even opened to price a fit or to pick the default view
+    monkeypatch.setattr(S, "load_domain", lambda *a, **k: pytest.fail("an uploaded file's domain was opened"))
     folder = tmp_path / "secret"
     (folder / "a").mkdir(parents=True)
     path = _checkpoint(tmp_path / "up.safetensors", str(folder), str(folder))
@@ -61,15 +65,15 @@ def test_shift_examples_open_the_shipped_shift_model_with_the_artefact_outlined(
 
 
 def test_a_slow_fit_runs_in_the_background_and_the_request_does_not_wait(tmp_path, monkeypatch):
-    import app.serving.shift as shift
-    from tada_core.explain.shift import ShiftStatus
+    from tada_core.explain.shift import LocaliserStore, ShiftStatus
 
     ctx = AppContext.create(data_dir=tmp_path / "runs", data_root=tmp_path / "data", shipped_dir=tmp_path / "none")
     path = _checkpoint(tmp_path / "old.safetensors", "mnist", "mnistm")
     started = []
-    monkeypatch.setattr(shift, "shift_status", lambda *a, **k: ShiftStatus(False, True, "fittable", seconds=240.0))
-    monkeypatch.setattr(shift, "fit_in_background", lambda p, root: started.append(p))
-    monkeypatch.setattr(shift, "checkpoint_localiser", lambda *a, **k: pytest.fail("the request fitted inline"))
+    fittable = ShiftStatus(False, True, "fittable", seconds=240.0)
+    monkeypatch.setattr(LocaliserStore, "status", lambda self, p: fittable)
+    monkeypatch.setattr(LocaliserStore, "fit_in_background", lambda self, p: started.append(p))
+    monkeypatch.setattr(LocaliserStore, "get", lambda self, p: pytest.fail("the request fitted inline"))
     entry = Entry("old", path, "added")
     localiser, note = localiser_for(ctx, entry, fit=True)
     assert localiser is None and "background (about 240 s" in note and started == [path]
@@ -81,7 +85,7 @@ def test_a_ready_localiser_is_kept_per_file_and_read_again_when_the_file_changes
     and size) is read again, and its own localiser is the one used."""
     import os
 
-    import app.serving.shift as shift
+    import tada_core.explain.shift as S
     from tada_core.checkpoint import add_to_checkpoint
     from tada_core.model.localiser import Localiser
 
@@ -94,8 +98,8 @@ def test_a_ready_localiser_is_kept_per_file_and_read_again_when_the_file_changes
     first, note = localiser_for(ctx, entry, fit=False)
     assert note is None and first.origin == "stored" and first.localiser.mean.shape[1] == 32
 
-    monkeypatch.setattr(shift, "shift_status", lambda *a, **k: pytest.fail("the file was read again"))
-    monkeypatch.setattr(shift, "checkpoint_localiser", lambda *a, **k: pytest.fail("the file was read again"))
+    for name in ("read_info", "read_tensors", "has_tensors", "content_hash"):
+        monkeypatch.setattr(S, name, lambda *a, **k: pytest.fail("the file was read again"))
     assert localiser_for(ctx, entry, fit=False)[0] is first
     monkeypatch.undo()
 

@@ -242,3 +242,79 @@ def test_a_stored_localiser_is_read_with_the_tap_it_was_fitted_on():
     assert recorded_tap({"tap": default.to_dict()}, default) == default
     assert recorded_tap(None, default) == Tap("net.blocks.2", 2)  # recorded before taps had a context
     assert recorded_tap({"tap": {"module": 3}}, default) == Tap("net.blocks.2", 2)
+
+
+def _tiny(seed, n, offset=0.0):
+    return (torch.randn(n, 6, 10, 10, generator=torch.Generator().manual_seed(seed)) + offset).half()
+
+
+@pytest.mark.parametrize(("up_front", "layout"), [(True, "nchw"), (False, "nchw"), (False, "channels_last")])
+def test_the_fast_loop_fits_what_the_loop_before_it_fitted(up_front, layout, monkeypatch):
+    """The fit standardises once (or per batch above STANDARDISED_BYTES), in channels_last, flipping
+    in place: the batches are the old loop's to the bit, the logits equal within float rounding."""
+    import tada_core.training.localiser_fit as fit_module
+    from tests.localiser_reference import _random_flip, reference_fit
+
+    if not up_front:
+        monkeypatch.setattr(fit_module, "STANDARDISED_BYTES", 0)
+    source, target, held = _tiny(0, 20), _tiny(1, 13, 0.3), _tiny(2, 5).float()
+    if layout == "channels_last":  # as encode_taps stores them
+        source, target = (m.contiguous(memory_format=torch.channels_last) for m in (source, target))
+    settings = FitSettings(seeds=(0, 1), epochs=4, batch_size=4)
+    new, old = (
+        fit_localiser(source, target, settings),
+        reference_fit(source.contiguous(), target.contiguous(), settings),
+    )
+    assert torch.equal(new.mean, old.mean) and torch.equal(new.std, old.std)
+    with torch.no_grad():
+        torch.testing.assert_close(new(held), old(held), atol=1e-4, rtol=0)
+    batches = fit_module._Batches(source, new.mean, new.std, once=up_front)
+    index = torch.tensor([3, 0, 19, 3, 7])
+    mine, theirs = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    for _ in range(3):
+        assert torch.equal(batches.batch(index, mine), _random_flip(new.standardise(source[index]), theirs))
+
+
+def test_a_domain_within_the_cap_is_read_whole_and_fitted_as_before():
+    """The localisation bench pairs (160 images a domain, under the cap of 500) fit exactly what they did."""
+    from tada_core.data.datasets import TensorImages
+    from tada_core.training.localiser_fit import encode_taps, sample_indices, stratified_indices
+    from tests.localiser_reference import reference_fit
+
+    labels = torch.tensor([2, 0, 0, 1, 2, 2, 0, 1, 1, 0, 2, 1])
+    assert (
+        stratified_indices(labels, 12) == stratified_indices(labels, 500) == sample_indices(12, 12) == list(range(12))
+    )
+    generator = torch.Generator().manual_seed(0)
+    source = TensorImages(torch.rand(12, 1, 28, 28, generator=generator), labels)
+    target = TensorImages(torch.rand(5, 1, 28, 28, generator=generator), torch.full((5,), -1))
+    backbone, settings = build_backbone("lenet"), FitSettings(seeds=(0,), epochs=2, max_images=12)
+    localiser = fit_for_backbone(backbone, "lenet", source, target, settings=settings)
+    tap = tap_for("lenet")
+    maps = [encode_taps(backbone, tap, d).contiguous() for d in (source, target)]  # NCHW, as it was
+    before = reference_fit(*maps, settings)
+    assert localiser.fitted_on == (12, 5)
+    held = encode_taps(backbone, tap, target).float()
+    with torch.no_grad():
+        torch.testing.assert_close(localiser(held), before(held), atol=1e-4, rtol=0)
+
+
+def test_a_source_over_the_cap_is_sampled_in_proportion_to_its_classes():
+    from tada_core.data.datasets import TensorImages, Unlabelled
+    from tada_core.training.localiser_fit import known_labels, sample_indices, stratified_indices
+
+    labels = torch.tensor([0] * 60 + [1] * 30 + [2] * 10)[
+        torch.randperm(100, generator=torch.Generator().manual_seed(1))
+    ]
+    picked = stratified_indices(labels, 20)
+    assert picked == sorted(set(picked)) and len(picked) == 20
+    assert torch.bincount(labels[picked]).tolist() == [12, 6, 2]  # 60 %, 30 %, 10 % of 20
+    assert picked == stratified_indices(labels, 20) != stratified_indices(labels, 20, seed=1)  # drawn with the seed
+    even = torch.arange(15) % 3  # 5 + 5 + 5 into 10: 3⅓ each, the place left over to the first class
+    assert torch.bincount(even[stratified_indices(even, 10)]).tolist() == [4, 3, 3]
+    unlabelled = torch.full((100,), -1)
+    assert stratified_indices(unlabelled, 20) == sample_indices(100, 20)  # the target: uniform
+    images = TensorImages(torch.zeros(100, 1, 2, 2), labels)
+    assert torch.equal(known_labels(torch.utils.data.Subset(images, [5, 2])), labels[[5, 2]])
+    assert known_labels(torch.utils.data.TensorDataset(torch.zeros(3))) is None  # no image is read
+    assert torch.equal(known_labels(Unlabelled(images)), unlabelled)

@@ -216,3 +216,21 @@ def test_tune_blocks_trains_only_the_last_stage_on_cached_lower_maps(tiny_pair, 
 
     _, tensors = read_checkpoint(result.last)
     assert tensors["familiarity.features"].shape[1] == 1280  # the upper stages' output, as uploads are read
+
+
+def test_pseudo_labels_take_the_place_of_the_target_labels_in_training(cached_pair, tmp_path):
+    from tada_core.checkpoint import read_checkpoint
+    from tada_core.training.feature_cache import with_pseudo_labels
+    from tada_core.training.pseudo_labels import IGNORE
+
+    config = _config("tada", tmp_path / "run", iters=5)
+    assert config.pseudo_weight == 1.0  # a photo default
+    data = with_pseudo_labels(build_model(config.replace(num_classes=4)), cached_pair)
+    labels, truth = data.target.dataset.labels, cached_pair.target_eval.labels
+    assert data.pseudo["images"] == len(truth) == len(labels)
+    assert data.pseudo["labelled"] == int((labels != IGNORE).sum()) > 0
+    assert (labels == IGNORE).any() and set(labels.tolist()) <= {IGNORE, 0, 1, 2, 3}
+    assert torch.equal(cached_pair.target.dataset.labels, truth)  # the given data is left as it was
+    assert torch.equal(data.target.dataset.maps, cached_pair.target.dataset.maps)
+    info, _ = read_checkpoint(train(config, data=cached_pair).last)
+    assert info.extra["pseudo_labels"] == data.pseudo

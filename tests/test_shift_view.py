@@ -128,7 +128,7 @@ def test_without_stored_tensors_it_is_fitted_once_cached_beside_the_file_by_cont
     sidecar = tmp_path / f"old.localiser-{S.content_hash(path)[:16]}.safetensors"
     assert sidecar.is_file()
     assert S.shift_status(path) == S.ShiftStatus(True, False, "cached")
-    S._localiser_for.cache_clear()  # a new process: read from the sidecar, not fitted again
+    S.store_for().forget()  # a new process: read from the sidecar, not fitted again
     assert S.checkpoint_localiser(path).origin == "cached" and len(calls) == 1
 
 
@@ -219,7 +219,7 @@ def test_the_fit_counts_reach_the_json_and_the_caption_and_survive_the_sidecar(t
     old = _digits_checkpoint(tmp_path / "old.safetensors", "optdigits", "mnist", stored=False)
     monkeypatch.setattr(S, "fit_for_backbone", lambda *a, **k: _counted(32, (40, 40)))
     assert S.checkpoint_localiser(old).localiser.fitted_on == (40, 40)
-    S._localiser_for.cache_clear()  # a new process reads the sidecar, counts included
+    S.store_for().forget()  # a new process reads the sidecar, counts included
     cached = S.checkpoint_localiser(old)
     assert cached.origin == "cached" and cached.localiser.fitted_on == (40, 40)
 
@@ -266,3 +266,27 @@ def test_fit_in_background_returns_a_future(tmp_path, monkeypatch):
     path = _digits_checkpoint(tmp_path / "bg.safetensors", "optdigits", "mnist", stored=False)
     monkeypatch.setattr(S, "fit_for_backbone", lambda *a, **k: Localiser(32, seeds=1))
     assert S.fit_in_background(path).result(timeout=60).origin == "fitted"
+
+
+def test_one_store_answers_ready_get_and_one_background_fit_a_file(tmp_path, monkeypatch):
+    """ready() never fits; fit_in_background() hands out the same future while a fit of the file runs;
+    afterwards every question is answered from memory, and a new store (process) reads the sidecar."""
+    path = _digits_checkpoint(tmp_path / "one.safetensors", "optdigits", "mnist", stored=False)
+    store = S.LocaliserStore()
+    calls, release = [], threading.Event()
+
+    def slow_fit(*args, **kwargs):
+        calls.append(args[1])
+        release.wait(30)
+        return Localiser(32, seeds=1)
+
+    monkeypatch.setattr(S, "fit_for_backbone", slow_fit)
+    assert store.ready(path) is None and calls == []
+    first = store.fit_in_background(path)
+    assert store.fit_in_background(path) is first  # one fit of the file at a time
+    release.set()
+    found = first.result(timeout=60)
+    assert found.origin == "fitted" and calls == ["lenet"]
+    assert store.ready(path) is found and store.get(path) is found
+    assert store.status(path) == S.ShiftStatus(True, False, "cached")
+    assert S.LocaliserStore().ready(path).origin == "cached" and calls == ["lenet"]

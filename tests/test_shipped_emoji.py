@@ -64,7 +64,7 @@ def test_emoji_examples_button_loads_the_examples_and_picks_the_shipped_emoji_ch
     assert (source, target) == (emoji_examples()["source"], emoji_examples()["target"])
     assert len(source) + len(target) == 8
     assert checkpoint["value"] == NAME and compare == NONE and view["value"] == "shift"
-    assert "Estimated target accuracy 59.9%" in estimate
+    assert "Estimated target accuracy 72.9%" in estimate
     assert emoji_checkpoint(["source_only_emoji_twitter_google", "tada_photos_sketch"]) is None
 
 
@@ -74,7 +74,7 @@ def test_shipped_emoji_checkpoint_classifies_its_examples_and_stores_its_estimat
     paths = [Path(p) for role in ("source", "target") for p in emoji_examples()[role]]
     results = predict_attention(model, info, [Image.open(p) for p in paths])
     correct = [r.predicted == p.stem.split("_", 1)[1] for r, p in zip(results, paths, strict=True)]
-    assert sum(correct) >= 7  # the Noto couch is read as clothing (household: 28% on the target)
+    assert sum(correct) >= 7  # household is the weakest of the four example classes (48% on the target)
     assert info.class_names == CLASSES and info.config.backbone == "efficientnet_lite0"
     estimate = stored_estimate(info)
     assert estimate is not None and 0 < estimate.estimated_accuracy < 100

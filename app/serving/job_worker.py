@@ -4,8 +4,10 @@ The child loads the domains, runs :func:`tada_core.training.loop.train` and repo
 events on a one-way pipe; the server's :class:`app.serving.jobs.JobManager` applies them to the job every
 visitor sees. An event is a tuple ``(kind, payload)``:
 
-* ``("update", {field: value})`` — job fields such as ``status``, ``step``, ``last_logs``, and in
-  frozen-backbone mode ``encoded`` / ``encode_total`` while the images are encoded once;
+* ``("update", {field: value})`` — job fields such as ``status``, ``step``, ``last_logs``, in
+  frozen-backbone mode ``encoded`` / ``encode_total`` while the images are encoded once, and
+  ``phase``: where the current phase (encode, steps, calibrate, localiser) stands with its time
+  left (:class:`tada_core.training.progress.PhaseProgress` as a dict, at most twice a second);
 * ``("log", line)`` — one line of the job's log;
 * ``("loss", point)`` — one point of the loss curves (``{"step", "total", …}``);
 * ``("eval", (record, checkpoint path))`` — one evaluation (a ``metrics.jsonl`` record);
@@ -38,11 +40,13 @@ from tada_core.explain.result import AttentionResult
 from tada_core.explain.views import range_text, value_ranges
 from tada_core.explain.viz import overlay_view
 from tada_core.training.loop import Callback, Run, TrainResult, train
+from tada_core.training.progress import PhaseProgress
 from tada_core.training.run_data import load_run_data
 
 log = logging.getLogger(__name__)
 
 MAX_LOSS_POINTS = 300
+PHASE_EVERY_S = 0.5  # the phase's progress goes to the server at most this often (and when it changes)
 
 
 def describe(result: AttentionResult) -> str:
@@ -70,6 +74,7 @@ class Reporter(Callback):
         self.every = max(1, iters // 20)
         self.pending: dict[str, list[float]] = {}
         self.tick = time.time()
+        self.phase_sent: tuple[str, float] = ("", 0.0)  # the phase last sent, and when
 
     def send(self, kind: str, payload) -> None:
         self.conn.send((kind, payload))
@@ -78,6 +83,15 @@ class Reporter(Callback):
         self.send("update", {"encoded": done, "encode_total": total})
         if done == total:
             self.send("log", f"encoded {total} images once with the frozen backbone")
+
+    def on_phase(self, progress: PhaseProgress) -> None:
+        now = time.monotonic()
+        phase, sent = self.phase_sent
+        if progress.finished or progress.phase != phase or now - sent >= PHASE_EVERY_S:
+            self.send("update", {"phase": progress.to_dict()})
+            self.phase_sent = (progress.phase, now)
+        if progress.finished and progress.phase in ("encode", "localiser"):
+            self.send("log", f"{progress.text()}")
 
     def on_start(self, run: Run) -> None:
         self.send("update", {"status": "running", "step": run.step})

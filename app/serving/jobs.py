@@ -77,6 +77,7 @@ class Job:
     version: int = 0  # bumped when the curves or probes change (the UI redraws then)
     encoded: int = 0  # frozen-backbone mode: images encoded so far, of encode_total (before step 1)
     encode_total: int = 0
+    phase: dict = field(default_factory=dict)  # the current phase and its time left (PhaseProgress.to_dict())
     pid: int | None = None  # the training process
     budget_s: float | None = None  # training time allowed
     probe_inputs: list[np.ndarray] = field(default_factory=list, repr=False)
@@ -406,6 +407,7 @@ class JobManager:
             "progress": round(job.step / tc.iters if tc.iters else 0.0, 4),
             "elapsed_s": round(elapsed, 1) if job.status != "queued" else 0.0,
             "eta_s": round(eta, 1) if (eta := self._eta(job)) is not None else None,
+            "phase": job.phase if job.phase and job.status in ACTIVE else None,  # encode/steps/calibrate/localiser
             "budget_minutes": round(job.budget_s / 60, 2) if job.budget_s else None,
             "variant": job.config.variant,
             "backbone": job.config.backbone,

@@ -17,7 +17,7 @@ from tada_core.config import VARIANTS, OptimConfig, TADAConfig, TrainConfig
 from tada_core.errors import ConfigError
 from tada_core.model.backbones import list_backbones
 from tada_core.training.photo_defaults import wants_photo_defaults
-from tada_core.training.run_data import load_run_data
+from tada_core.training.run_data import MIN_TARGET_IMAGES, load_run_data
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -105,6 +105,9 @@ def start_job(
         domain_spec(ctx, owner, target, target_zip),
     )
     every = _positive_int(eval_every, "evaluate every", iters) if eval_every else max(1, iters // 10)
+    evaluated = _positive_int(eval_max, "evaluation images", 10_000_000) if eval_max else None
+    if evaluated is not None and evaluated < MIN_TARGET_IMAGES:
+        raise ConfigError(f"evaluation images must be at least {MIN_TARGET_IMAGES} a domain (0: all), got {evaluated}")
     config = TADAConfig(
         variant=variant,
         backbone=backbone,
@@ -118,7 +121,7 @@ def start_job(
             batch_size=_positive_int(batch_size, "batch size", 1024),
             seed=int(_number(seed, "seed", 0, 2**31 - 1)),
             eval_every=every,
-            eval_max=_positive_int(eval_max, "evaluation images", 10_000_000) if eval_max else None,
+            eval_max=evaluated,
             device=ctx.device if device == "auto" else device,
             out=str(run_folder(ctx.storage.runs(owner), variant)),
             frozen_backbone=wants_photo_defaults({"backbone": backbone, "pretrained": pretrained}) and not fine_tune,

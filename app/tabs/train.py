@@ -11,6 +11,7 @@ with its model card.
 
 from __future__ import annotations
 
+import html
 import threading
 import time
 from collections import OrderedDict
@@ -80,6 +81,10 @@ def _headline(ctx: AppContext, job: Job | None, owner: str) -> str:
         best_text += f" · estimated without labels **{estimated:.1f}%** ({low:.0f}–{high:.0f})"
     if status["best_step"] is not None:
         best_text += f" · best (chosen without target labels): step {status['best_step']}"
+    if job.status in ACTIVE and status["phase"]:  # e.g. "calibrate 1,200/3,400 images · 0:05 left"
+        phase = status["phase"]["text"]
+        where = phase if status["phase"]["phase"] == "steps" else f"step {job.step}/{tc.iters} · {phase}"
+        return f"**{job.status.capitalize()}** · {what} · {where}{best_text}"
     if job.status in ACTIVE:
         eta = f" · about {status['eta_s']:.0f} s left" if status["eta_s"] is not None else ""
         return f"**{job.status.capitalize()}** · {what} · step {job.step}/{tc.iters}{eta}{best_text}"
@@ -94,6 +99,14 @@ def _progress_html(job: Job | None) -> str:
     if job is None:
         return '<div class="tada-progress"><div style="width:0%"></div></div>'
     fraction = job.step / max(1, job.config.train.iters)
+    if job.phase and job.status in ACTIVE:  # the current phase (encode, steps, calibrate, localiser), time left
+        fraction = min(1.0, job.phase["done"] / max(1, job.phase["total"]))
+        return (
+            f'<div class="tada-progress" role="progressbar" aria-valuenow="{100 * fraction:.0f}" '
+            f'aria-valuemin="0" aria-valuemax="100"><div style="width:{100 * fraction:.1f}%"></div></div>'
+            f'<div class="tada-progress-text" id="train-progress-text">{html.escape(job.phase["text"])} '
+            f"({fraction:.0%}) · {job.status}</div>"
+        )
     if job.step == 0 and job.encode_total and job.status in ACTIVE:
         fraction = job.encoded / job.encode_total
         return (
@@ -296,7 +309,8 @@ def build(ctx: AppContext) -> TrainTab:
         return train_status(request)
 
     def train_status(request: gr.Request = None) -> dict:
-        """Your current (or last) training job: status, queue position, step, progress, last evaluation,
+        """Your current (or last) training job: status, queue position, step, progress, the running phase
+        (``phase``: encode, steps, calibrate or localiser, done/total and ``left_s``), last evaluation,
         checkpoint name, log tail, and the server's load and budget."""
         owner = owner_of(ctx, request)
         status = ctx.jobs.status(owner)

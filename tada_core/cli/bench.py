@@ -78,6 +78,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     styles.add_argument("--json", action="store_true")
     styles.set_defaults(func=run_styles)
 
+    scale = kinds.add_parser(
+        "scale",
+        help="the photo-default pipeline on 1,000 to 20,000 images a domain: time per phase, peak memory",
+        description="Grows two image sets (default: the emoji styles, 'tada data download emoji') to N images a "
+        "domain by crops and flips, then runs tada train (photo defaults), tada attention (16 images, shift "
+        "view), tada tsne and tada estimate, each in its own process.",
+    )
+    scale.add_argument("--sizes", default="1000,5000,20000", help="images a domain, comma-separated")
+    scale.add_argument("--source", default="emoji-twitter", help="labelled domain read from files")
+    scale.add_argument("--target", default="emoji-google", help="labelled domain read from files (same classes)")
+    scale.add_argument("--work", type=Path, default=None, help="folder for the grown images and runs (default: tmp)")
+    scale.add_argument("--keep", action="store_true", help="keep each size's images and run folder")
+    scale.add_argument("--train-arg", action="append", default=[], metavar="ARG", help="extra tada train argument")
+    scale.add_argument("--plot", type=Path, default=None, help="write the log-log plot to this PNG")
+    scale.add_argument("--save", type=Path, default=None, help="write the JSON here after every size")
+    scale.add_argument("--data-root", default=None)
+    scale.add_argument("--json", action="store_true")
+    scale.set_defaults(func=run_scale)
+
     shift = kinds.add_parser(
         "label-shift", help="the accuracy estimate on subsets of labelled targets mixed unlike the source"
     )
@@ -258,6 +277,37 @@ def run_photos(args: argparse.Namespace) -> int:
     lines.append(f"encoding {result['images']} images once: {result['encode_seconds']} s")
     lines.append(f"slowest run: {result['max_minutes']} min (encoding included)")
     return _emit(result, args.json, lines)
+
+
+def run_scale(args: argparse.Namespace) -> int:
+    from tada_core.bench.scale import bench_scale, plot
+
+    try:
+        sizes = [int(n) for n in _split(args.sizes)]
+    except ValueError:
+        raise ConfigError(f"--sizes takes whole numbers of images, e.g. 1000,5000; got {args.sizes!r}") from None
+    if not sizes or min(sizes) < 10:
+        raise ConfigError("--sizes: every size must be at least 10 images a domain")
+    result = bench_scale(
+        sizes,
+        source=args.source,
+        target=args.target,
+        work=args.work,
+        data_root=args.data_root,
+        train_args=args.train_arg,
+        keep=args.keep,
+        save=args.save,
+        log=lambda line: print(line, file=sys.stderr),
+    )
+    if args.plot is not None:
+        plot(result, args.plot)
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        for size in result["sizes"]:
+            times = ", ".join(f"{k} {v['seconds']:.0f} s" for k, v in size["commands"].items())
+            print(f"{size['images_per_domain']:>6} a domain: {times}; peak {size['peak_rss_mb']:.0f} MB")
+    return 0 if all("failed" not in s for s in result["sizes"]) else 1
 
 
 def run_styles(args: argparse.Namespace) -> int:

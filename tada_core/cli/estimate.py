@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from tada_core.checkpoint import load_checkpoint
+from tada_core.errors import ConfigError
 from tada_core.explain.estimate import estimate_accuracy
 
 
@@ -29,12 +30,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="the checkpoint's source domain, to calibrate a checkpoint that stores no calibration (older files)",
     )
+    parser.add_argument(
+        "--max-images",
+        type=int,
+        default=2000,
+        help="estimate a larger domain on a seeded random sample of this many images (default 2000; 0: all)",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.max_images < 0 or 0 < args.max_images < 10:
+        raise ConfigError(f"--max-images must be 0 (all images) or at least 10, got {args.max_images}")
     model, info = load_checkpoint(args.checkpoint, device=args.device)
     result = estimate_accuracy(
         model,
@@ -43,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         labels="ignore" if args.unlabelled else "auto",
         source=args.source,
         device=args.device,
+        max_images=None if args.max_images == 0 else args.max_images,
     )
     if args.json:
         print(json.dumps({"checkpoint": str(args.checkpoint), "domain": args.domain, **result.to_dict()}))

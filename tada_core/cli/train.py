@@ -6,13 +6,16 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
+from typing import TextIO
 
 import torch
 
 from tada_core.config import VARIANTS, TADAConfig
 from tada_core.training import Callback, Run, TrainResult, train
 from tada_core.training.photo_defaults import with_photo_defaults
+from tada_core.training.progress import PhaseProgress
 
 # flag name -> (config path, type, help)
 FLAGS: dict[str, tuple[str, type, str]] = {
@@ -37,8 +40,19 @@ FLAGS: dict[str, tuple[str, type, str]] = {
     "out": ("train.out", str, "run folder (default runs/latest)"),
     "device": ("train.device", str, "cpu or cuda (default cpu)"),
     "eval_every": ("train.eval_every", int, "evaluate and checkpoint every N steps (default 500)"),
-    "eval_max": ("train.eval_max", int, "evaluate on at most N images per domain (default all)"),
+    "eval_max": (
+        "train.eval_max",
+        int,
+        "evaluate, and calibrate the accuracy estimate, on at most N images per domain (held-out source "
+        "class-stratified, target seeded; default all, 2000 with the photo defaults; at least 10)",
+    ),
     "workers": ("train.workers", int, "DataLoader worker processes (default 0)"),
+    "pseudo_weight": (
+        "pseudo_weight",
+        float,
+        "adaptive variants: weight of the target pseudo-label term (mutual nearest neighbours in the cached "
+        "features; default 0, 1 with the photo defaults' frozen cache; 0 turns it off)",
+    ),
     "gamma": ("gamma", float, "weight of the attentive entropy loss (default 0.1)"),
     "trade_off": ("trade_off", float, "λ, weight of the adversarial losses (default 1.0)"),
     "local_hidden": ("local_hidden", int, "hidden width of each region discriminator"),
@@ -90,7 +104,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", type=Path, help="YAML config file; flags given on the command line win")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--json", action="store_true", help="print the final metrics as JSON on stdout")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress lines (encode, steps, calibrate, localiser, with time left)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -128,66 +144,96 @@ def record_summary(record: dict) -> str:
 
 
 class ProgressCallback(Callback):
-    """A tqdm bar on stderr with the running losses, and one line per evaluation."""
+    """One progress line per phase on stderr, each with its time left (``encode``, ``steps``,
+    ``calibrate``, ``localiser``; :mod:`tada_core.training.progress`), and one line per evaluation.
 
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
-        self.bar = None
-        self.cache_bar = None
-        self.localiser_bar = None
+    On a terminal a phase's line is redrawn in place (at most every ``redraw_every`` seconds) and
+    stays, as ``… · done in m:ss``, when the phase ends; written to a file or a pipe, a phase prints
+    a line every ``log_every`` seconds and one when it ends. ``enabled=False`` (``--quiet``, ``--json``)
+    prints no progress, only the evaluation lines.
 
-    def on_localiser(self, done: int, total: int) -> None:
+        encode 1,234/5,000 images · 0:42 left
+        steps 120/300 steps · 0:35 left · loss 1.204 (cls 0.412)
+    """
+
+    def __init__(
+        self, enabled: bool = True, stream: TextIO | None = None, log_every: float = 30.0, redraw_every: float = 0.1
+    ) -> None:
+        self.enabled, self.stream, self.log_every, self.redraw_every = enabled, stream, log_every, redraw_every
+        self.loss = ""
+        self.drawn = False  # a line is on the terminal without its newline
+        self.shown: dict[str, float] = {}  # phase -> when its line was last written
+
+    def _out(self) -> TextIO:
+        return self.stream or sys.stderr  # looked up when used: tests swap sys.stderr
+
+    def _terminal(self) -> bool:
+        isatty = getattr(self._out(), "isatty", None)
+        return bool(isatty and isatty())
+
+    def on_phase(self, progress: PhaseProgress) -> None:
         if not self.enabled:
             return
-        if self.localiser_bar is None:
-            from tqdm import tqdm
-
-            self.localiser_bar = tqdm(total=total, desc="fit the shift localiser", file=sys.stderr)
-        self.localiser_bar.update(done - self.localiser_bar.n)
-        if done >= total:
-            self.localiser_bar.close()
-
-    def on_cache(self, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        if self.cache_bar is None:
-            from tqdm import tqdm
-
-            self.cache_bar = tqdm(total=total, desc="encode images (frozen backbone)", unit="img", file=sys.stderr)
-        self.cache_bar.update(done - self.cache_bar.n)
-        if done >= total:
-            self.cache_bar.close()
-
-    def on_start(self, run: Run) -> None:
-        if self.enabled:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=run.config.train.iters, initial=run.step, desc="train", file=sys.stderr)
+        now, out, terminal = time.monotonic(), self._out(), self._terminal()
+        last = self.shown.get(progress.phase)
+        if not progress.finished:
+            if last is None and not terminal:
+                self.shown[progress.phase] = now  # a log gets its first line after log_every seconds
+                return
+            if last is not None and now - last < (self.redraw_every if terminal else self.log_every):
+                return
+        line = progress.text()
+        if progress.phase == "steps" and self.loss and not progress.finished:
+            line += f" · {self.loss}"
+        if terminal:
+            out.write("\r\033[K" + line + ("\n" if progress.finished else ""))
+            self.drawn = not progress.finished
+        else:
+            out.write(line + "\n")
+        out.flush()
+        self.shown[progress.phase] = now
+        if progress.finished:
+            del self.shown[progress.phase]  # the phase may come again (the next evaluation)
 
     def on_step(self, run: Run, logs: dict[str, float]) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-            if run.step % 10 == 0:
-                self.bar.set_postfix(loss=f"{logs['total']:.3f}", cls=f"{logs['classification']:.3f}")
+        self.loss = f"loss {logs['total']:.3f} (cls {logs['classification']:.3f})"
 
     def on_eval(self, run: Run, record: dict) -> None:
-        line = f"step {record['step']}: " + record_summary(record)
-        if self.bar is not None:
-            self.bar.write(line, file=sys.stderr)
-        else:
-            print(line, file=sys.stderr)
+        out = self._out()
+        if self.drawn:
+            out.write("\r\033[K")
+            self.drawn = False
+        out.write(f"step {record['step']}: " + record_summary(record) + "\n")
+        out.flush()
 
     def on_end(self, run: Run, result: TrainResult) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        if self.drawn:
+            self._out().write("\n")
+            self.drawn = False
+
+
+class PhaseTimes(Callback):
+    """Seconds each phase was active (``localiser`` split into its ``images`` and ``epochs``), for
+    ``tada train --json`` (``phases``) and ``tada bench scale``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def on_phase(self, progress: PhaseProgress) -> None:
+        if progress.finished:
+            key = progress.phase if progress.phase != "localiser" else f"localiser_{progress.unit or 'fit'}"
+            self.seconds[key] = round(progress.elapsed_s, 2)
 
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     tc = config.train
+    times = PhaseTimes()
     try:
         result = train(
-            config, resume=args.resume, callbacks=[ProgressCallback(enabled=not args.quiet and not args.json)]
+            config,
+            resume=args.resume,
+            callbacks=[ProgressCallback(enabled=not args.quiet and not args.json), times],
         )
     finally:
         if torch.distributed.is_initialized():
@@ -207,6 +253,7 @@ def run(args: argparse.Namespace) -> int:
         "last": str(result.last),
         "best": str(result.best) if result.best else None,
         "out": str(result.out_dir),
+        "phases": times.seconds,
     }
     if args.json:
         print(json.dumps(summary))

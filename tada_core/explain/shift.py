@@ -8,10 +8,23 @@ the result goes into a sidecar ``<stem>.localiser-<sha256[:16]>.safetensors`` ne
 checkpoint (or, when that folder is read-only, under ``<data root>/localisers/``), keyed by the
 checkpoint's content hash, never pickled. Concurrent first requests for one checkpoint fit once.
 
-    >>> status = shift_status("model.safetensors")      # ready? fittable, in about how long?
-    >>> future = fit_in_background("model.safetensors")  # the app: fit without blocking the page
-    >>> found = checkpoint_localiser("model.safetensors")  # blocking; a ShiftError says why not
-    >>> checkpoint_default_view("model.safetensors")       # "shift", else "gap", else "attention"
+One home, :class:`LocaliserStore` (one per data root, :func:`store_for`), answers every question
+about a checkpoint's localiser; the CLI and the app (:mod:`app.serving.shift`) only call it:
+
+    >>> store = store_for(data_root)
+    >>> store.status("model.safetensors")             # ready? fittable, in about how long? why not?
+    >>> store.ready("model.safetensors")              # stored or cached, else None: never fits
+    >>> store.get("model.safetensors")                # stored → sidecar → fitted now; ShiftError: why not
+    >>> store.fit_in_background("model.safetensors")  # the app: a Future of get(), one per file at a time
+    >>> store.default_view("model.safetensors")       # "shift", else "gap", else "attention"
+
+A ready localiser is kept in memory per file (path, modification time and size): after the first
+request no file is read. The functions of the README call the store of their data root:
+
+    >>> status = shift_status("model.safetensors")
+    >>> future = fit_in_background("model.safetensors")
+    >>> found = checkpoint_localiser("model.safetensors")
+    >>> checkpoint_default_view("model.safetensors")
 """
 
 from __future__ import annotations
@@ -22,6 +35,7 @@ import json
 import math
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -93,16 +107,6 @@ class CheckpointLocaliser:
     def logits(self, backbone: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
         """Shift logits (B, h, w) of normalised model inputs (B, 3, S, S); high = the target differs here."""
         return self.localiser(tap_features(backbone, self.tap, images).float().cpu())
-
-
-_LOCK = threading.Lock()
-_KEY_LOCKS: dict[str, threading.Lock] = {}
-_EXECUTOR: ThreadPoolExecutor | None = None
-
-
-def _key_lock(key: str) -> threading.Lock:
-    with _LOCK:
-        return _KEY_LOCKS.setdefault(key, threading.Lock())
 
 
 @functools.lru_cache(maxsize=64)
@@ -193,40 +197,6 @@ def _domains(path: Path, info, data_root: str | None):
         ) from None
 
 
-def checkpoint_localiser(
-    path: str | Path, data_root: str | None = None, *, max_images: int = MAX_IMAGES
-) -> CheckpointLocaliser:
-    """The shift localiser of a checkpoint: stored in it, cached beside it, or fitted now (then cached).
-
-    Blocking; thread-safe (concurrent first requests for one checkpoint fit once).
-
-    Raises:
-        ShiftError: nothing stored or cached and the checkpoint's domains cannot be loaded here, or a
-            backbone without a tap.
-    """
-    path = Path(path)
-    info = read_info(path)
-    tap = _tap_of(info)
-    key = content_hash(path)
-    with _key_lock(key):
-        return _localiser_for(str(path.resolve()), key, data_root, max_images, tap)
-
-
-@functools.lru_cache(maxsize=16)
-def _localiser_for(path: str, key: str, data_root: str | None, max_images: int, tap: Tap) -> CheckpointLocaliser:
-    stored = _stored(Path(path))
-    if stored is not None:
-        return CheckpointLocaliser(stored, recorded_tap(read_info(path).extra.get("localiser"), tap), "stored")
-    cached = _read_sidecar(Path(path), tap)
-    if cached is not None:
-        return CheckpointLocaliser(*cached, "cached")
-    found = fit_checkpoint_localiser(path, data_root, max_images=max_images)
-    _write_sidecar(
-        Path(path), found.localiser, tap, torch.float16 if read_info(path).config.pretrained else torch.float32
-    )
-    return found
-
-
 def fit_checkpoint_localiser(
     path: str | Path, data_root: str | None = None, *, max_images: int = MAX_IMAGES
 ) -> CheckpointLocaliser:
@@ -242,32 +212,6 @@ def fit_checkpoint_localiser(
     return CheckpointLocaliser(localiser, tap, "fitted")
 
 
-def shift_status(path: str | Path, data_root: str | None = None, *, max_images: int = MAX_IMAGES) -> ShiftStatus:
-    """Whether the shift view of a checkpoint is ready; if not, whether it can be fitted here and in
-    about how many seconds (measured costs of this project's development machine)."""
-    path = Path(path)
-    info = read_info(path)
-    try:
-        tap = _tap_of(info)
-    except ShiftError as err:
-        return ShiftStatus(False, False, "unavailable", reason=str(err))
-    if has_tensors(path, PREFIX):
-        return ShiftStatus(True, False, "stored")
-    if any(candidate.is_file() for candidate in sidecar_paths(path)):
-        return ShiftStatus(True, False, "cached")
-    try:
-        source, target = _domains(path, info, data_root)
-    except ShiftError as err:
-        return ShiftStatus(False, False, "unavailable", reason=str(err))
-    n = [min(len(d), max_images) for d in (source, target)]
-    size = image_size_for(info.config)
-    model, _ = load_checkpoint(path)
-    with torch.no_grad():
-        channels, h, w = tap_features(model.backbone, tap, torch.zeros(1, 3, size, size))[0].shape
-    seconds = fit_seconds(info.config.backbone, n, (channels, h, w))
-    return ShiftStatus(False, True, "fittable", seconds=round(seconds, 1))
-
-
 def fit_seconds(
     backbone: str, images: Sequence[int], shape: tuple[int, int, int], settings: FitSettings | None = None
 ) -> float:
@@ -280,27 +224,208 @@ def fit_seconds(
     return sum(images) * ENCODE_SECONDS.get(backbone, ENCODE_SECONDS_OTHER) + steps * per_step
 
 
-def checkpoint_default_view(path: str | Path, data_root: str | None = None) -> str:
-    """The view a checkpoint's images open on: ``shift`` when its localiser is ready or can be fitted
-    here, else ``gap`` when its domains load here, else ``attention``."""
-    status = shift_status(path, data_root)
-    if status.ready or status.fittable:
-        return "shift"
-    info = read_info(Path(path))
+_LOCK = threading.Lock()
+_KEY_LOCKS: dict[str, threading.Lock] = {}
+_EXECUTOR: ThreadPoolExecutor | None = None
+_STORES: dict[tuple[str | None, int], LocaliserStore] = {}
+KEEP = 16  # ready localisers a store keeps in memory (one small network each)
+
+
+def _key_lock(key: str) -> threading.Lock:
+    with _LOCK:
+        return _KEY_LOCKS.setdefault(key, threading.Lock())
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _EXECUTOR
+    with _LOCK:
+        if _EXECUTOR is None:  # one fit at a time in this process
+            _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tada-localiser")
+        return _EXECUTOR
+
+
+FileKey = tuple[str, int, int]
+
+
+def _file_key(path: Path) -> FileKey | None:
     try:
-        _domains(Path(path), info, data_root)
-    except ShiftError:
-        return "attention"
-    return "gap"
+        stat = path.stat()
+    except OSError:
+        return None
+    return str(path.resolve()), stat.st_mtime_ns, stat.st_size
+
+
+class LocaliserStore:
+    """The shift localisers of checkpoints whose domains are read under ``data_root`` (None: the
+    default), fitted on at most ``max_images`` images a domain. Thread-safe; see the module docstring.
+
+    Every method takes the checkpoint's path. A ready localiser and a fittable status are kept in
+    memory per file (path, modification time, size), so a rewritten checkpoint is read again.
+    """
+
+    def __init__(self, data_root: str | None = None, max_images: int = MAX_IMAGES, keep: int = KEEP) -> None:
+        self.data_root, self.max_images, self.keep = data_root, max_images, keep
+        self._lock = threading.Lock()
+        self._ready: OrderedDict[FileKey, CheckpointLocaliser] = OrderedDict()
+        self._fittable: dict[FileKey, ShiftStatus] = {}
+        self._running: dict[FileKey, Future] = {}
+
+    def forget(self) -> None:
+        """Drop what is kept in memory (the next request reads the files, as a new process would)."""
+        with self._lock:
+            self._ready.clear()
+            self._fittable.clear()
+
+    def _kept(self, key: FileKey | None) -> CheckpointLocaliser | None:
+        with self._lock:
+            found = self._ready.get(key) if key is not None else None
+            if found is not None:
+                self._ready.move_to_end(key)
+            return found
+
+    def _keep(self, key: FileKey | None, found: CheckpointLocaliser) -> CheckpointLocaliser:
+        if key is not None:
+            with self._lock:
+                self._ready[key] = found
+                self._fittable.pop(key, None)
+                while len(self._ready) > self.keep:
+                    self._ready.popitem(last=False)
+        return found
+
+    def _read(self, path: Path, info, tap: Tap) -> CheckpointLocaliser | None:
+        stored = _stored(path)
+        if stored is not None:
+            return CheckpointLocaliser(stored, recorded_tap(info.extra.get("localiser"), tap), "stored")
+        cached = _read_sidecar(path, tap)
+        return CheckpointLocaliser(*cached, "cached") if cached is not None else None
+
+    def ready(self, path: str | Path) -> CheckpointLocaliser | None:
+        """The localiser when it is stored in the checkpoint or cached beside it, else None. Never
+        fits, never opens the checkpoint's domains; from memory after the first time."""
+        path = Path(path)
+        key = _file_key(path)
+        found = self._kept(key)
+        if found is not None:
+            return found
+        info = read_info(path)
+        try:
+            tap = _tap_of(info)
+        except ShiftError:
+            return None
+        found = self._read(path, info, tap)
+        return self._keep(key, found) if found is not None else None
+
+    def get(self, path: str | Path) -> CheckpointLocaliser:
+        """The localiser: stored in the checkpoint, cached beside it, or fitted now (then cached).
+
+        Blocking; concurrent first requests for one checkpoint fit once.
+
+        Raises:
+            ShiftError: nothing stored or cached and the checkpoint's domains cannot be loaded here,
+                or a backbone without a tap.
+        """
+        path = Path(path)
+        key = _file_key(path)
+        found = self._kept(key)
+        if found is not None:
+            return found
+        info = read_info(path)
+        tap = _tap_of(info)
+        with _key_lock(content_hash(path)):
+            found = self._kept(key) or self._read(path, info, tap)  # another thread may have fitted it
+            if found is None:
+                found = fit_checkpoint_localiser(path, self.data_root, max_images=self.max_images)
+                _write_sidecar(path, found.localiser, tap, torch.float16 if info.config.pretrained else torch.float32)
+            return self._keep(key, found)
+
+    def fit_in_background(self, path: str | Path) -> Future:
+        """:meth:`get` on a background thread (one fit at a time in this process); its ``Future``,
+        the same one while a fit of this file is under way. The future's result is the
+        :class:`CheckpointLocaliser`, or it raises :class:`ShiftError`."""
+        key = _file_key(Path(path)) or (os.fspath(path), 0, 0)
+        with self._lock:
+            self._running = {k: f for k, f in self._running.items() if not f.done()}
+            if key not in self._running:
+                self._running[key] = _executor().submit(self.get, os.fspath(path))
+            return self._running[key]
+
+    def status(self, path: str | Path) -> ShiftStatus:
+        """Whether the shift view of a checkpoint is ready; if not, whether it can be fitted here and in
+        about how many seconds (measured costs of this project's development machine)."""
+        path = Path(path)
+        key = _file_key(path)
+        kept = self._kept(key)
+        if kept is not None:
+            return ShiftStatus(True, False, "stored" if kept.origin == "stored" else "cached")
+        with self._lock:
+            fittable = self._fittable.get(key) if key is not None else None
+        if fittable is not None:
+            return fittable
+        info = read_info(path)
+        try:
+            tap = _tap_of(info)
+        except ShiftError as err:
+            return ShiftStatus(False, False, "unavailable", reason=str(err))
+        if has_tensors(path, PREFIX):
+            return ShiftStatus(True, False, "stored")
+        if any(candidate.is_file() for candidate in sidecar_paths(path)):
+            return ShiftStatus(True, False, "cached")
+        try:
+            source, target = _domains(path, info, self.data_root)
+        except ShiftError as err:
+            return ShiftStatus(False, False, "unavailable", reason=str(err))
+        n = [min(len(d), self.max_images) for d in (source, target)]
+        size = image_size_for(info.config)
+        model, _ = load_checkpoint(path)
+        with torch.no_grad():
+            channels, h, w = tap_features(model.backbone, tap, torch.zeros(1, 3, size, size))[0].shape
+        seconds = fit_seconds(info.config.backbone, n, (channels, h, w))
+        status = ShiftStatus(False, True, "fittable", seconds=round(seconds, 1))
+        if key is not None:
+            with self._lock:
+                self._fittable[key] = status
+        return status
+
+    def default_view(self, path: str | Path, *, fit: bool = True) -> str:
+        """The view a checkpoint's images open on: ``shift`` when its localiser is ready (or, with
+        ``fit``, can be fitted here), else ``gap`` when its domains load here, else ``attention``."""
+        status = self.status(path)
+        if status.ready or (fit and status.fittable):
+            return "shift"
+        if status.fittable:
+            return "gap"
+        try:
+            _domains(Path(path), read_info(Path(path)), self.data_root)
+        except ShiftError:
+            return "attention"
+        return "gap"
+
+
+def store_for(data_root: str | None = None, max_images: int = MAX_IMAGES) -> LocaliserStore:
+    """The process's :class:`LocaliserStore` for ``data_root`` (None: the default) and ``max_images``."""
+    key = (None if data_root is None else os.fspath(data_root), max_images)
+    with _LOCK:
+        return _STORES.setdefault(key, LocaliserStore(*key))
+
+
+def checkpoint_localiser(
+    path: str | Path, data_root: str | None = None, *, max_images: int = MAX_IMAGES
+) -> CheckpointLocaliser:
+    """:meth:`LocaliserStore.get`: stored, cached or fitted now (then cached); ShiftError says why not."""
+    return store_for(data_root, max_images).get(path)
+
+
+def shift_status(path: str | Path, data_root: str | None = None, *, max_images: int = MAX_IMAGES) -> ShiftStatus:
+    """:meth:`LocaliserStore.status`: ready, or fittable here in about how many seconds, or why not."""
+    return store_for(data_root, max_images).status(path)
+
+
+def checkpoint_default_view(path: str | Path, data_root: str | None = None) -> str:
+    """:meth:`LocaliserStore.default_view`: ``shift`` when its localiser is ready or can be fitted
+    here, else ``gap`` when its domains load here, else ``attention``."""
+    return store_for(data_root).default_view(path)
 
 
 def fit_in_background(path: str | Path, data_root: str | None = None) -> Future:
-    """Start :func:`checkpoint_localiser` on a background thread (one at a time); its ``Future``.
-
-    The future's result is the :class:`CheckpointLocaliser`, or it raises :class:`ShiftError`.
-    """
-    global _EXECUTOR
-    with _LOCK:
-        if _EXECUTOR is None:
-            _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tada-localiser")
-    return _EXECUTOR.submit(checkpoint_localiser, os.fspath(path), data_root)
+    """:meth:`LocaliserStore.fit_in_background`: a ``Future`` of :func:`checkpoint_localiser`."""
+    return store_for(data_root).fit_in_background(path)

@@ -33,6 +33,15 @@ def attentive_entropy(logits: torch.Tensor, weights: torch.Tensor) -> torch.Tens
     return (weights * entropy).mean()
 
 
+def pseudo_label_loss(target_logits: torch.Tensor, pseudo: torch.Tensor) -> torch.Tensor:
+    """L_p: mean cross-entropy over the target rows with a pseudo-label (``pseudo`` ≥ 0; the rest,
+    −100, are left out); 0 when no row of the batch has one. logits (B, C), pseudo (B,)."""
+    given = pseudo >= 0
+    if not given.any():
+        return target_logits.sum() * 0.0  # keeps the graph (DistributedDataParallel) and the log
+    return F.cross_entropy(target_logits[given], pseudo[given])
+
+
 def global_adversarial_loss(domain_logits: torch.Tensor, n_source: int) -> torch.Tensor:
     """L_g: mean BCE of the global discriminator over source ∪ target. domain_logits (B,)."""
     target = domain_labels(n_source, domain_logits.shape[0], domain_logits.device)

@@ -152,7 +152,9 @@ class TADAModel(nn.Module):
             m = global_attention(domain_logits)
         return TADAOutput(logits, z, w, region_logits, m, domain_logits, attended_logits)
 
-    def losses(self, out: TADAOutput, y_source: torch.Tensor, progress: float) -> dict[str, torch.Tensor]:
+    def losses(
+        self, out: TADAOutput, y_source: torch.Tensor, progress: float, y_target: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """The loss terms of this variant plus ``total`` (what to call ``backward()`` on).
 
         Sets the GRL coefficient to λ_p = trade_off · (2 / (1 + exp(−α·p)) − 1) for this step;
@@ -162,8 +164,11 @@ class TADAModel(nn.Module):
         Returns:
             ``classification`` (L_y) always; ``global_adversarial`` (L_g) unless source_only;
             ``local_adversarial`` (L_l) for tada_local and tada; ``entropy`` (attentive L_h)
-            for tada_global and tada; ``total`` = L_y + γ·L_h + L_g + L_l (γ ramped up with
-            the GRL schedule when ``config.entropy_ramp``).
+            for tada_global and tada; ``pseudo_label`` (L_p, the cross-entropy on the target
+            rows whose ``y_target`` is a pseudo-label, not ``IGNORE``) for every adaptive variant
+            when ``config.pseudo_weight`` > 0 and ``y_target`` is given; ``total`` = L_y + γ·L_h +
+            L_g + L_l + pseudo_weight·L_p (γ ramped up with the GRL schedule when
+            ``config.entropy_ramp``).
         """
         cfg = self.config
         n_source = len(y_source)
@@ -177,12 +182,15 @@ class TADAModel(nn.Module):
         if cfg.uses_attentive_entropy:
             m = out.global_attention.detach() if cfg.detach_attention else out.global_attention
             terms["entropy"] = L.attentive_entropy(out.logits, m)
+        if cfg.pseudo_weight > 0 and cfg.variant != "source_only" and y_target is not None:
+            terms["pseudo_label"] = L.pseudo_label_loss(out.logits[n_source:], y_target)
         # γ_p: γ, or γ·(2 / (1 + exp(−α·p)) − 1) with entropy_ramp (the GRL schedule, from 0 to ≈ γ)
         gamma = cfg.gamma * grl_coefficient(progress, cfg.grl_alpha) if cfg.entropy_ramp else cfg.gamma
         total = terms["classification"]
         for name, value in terms.items():
             if name != "classification":
-                total = total + (gamma * value if name == "entropy" else value)
+                weight = {"entropy": gamma, "pseudo_label": cfg.pseudo_weight}.get(name, 1.0)
+                total = total + weight * value
         terms["total"] = total
         return terms
 

@@ -17,6 +17,7 @@
     calibration.py     calibrating the estimate on the held-out source and its ladder; estimating on a target
     baselines.py       AC, DoC, ATC and COT, recorded beside the estimate for comparison
     localiser_fit.py   the shift localiser's MIL fit on frozen tap maps (run after the last step)
+    progress.py        each phase's progress (encode, steps, calibrate, localiser) and its time left
 
 May import: ``errors``, ``config``, ``data``, ``model``, ``checkpoint``. Never ``explain``, ``bench``,
 ``cli`` or the app.

@@ -17,6 +17,7 @@ re-estimated.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -43,7 +44,9 @@ def _kept(model: nn.Module) -> set[int]:
 
 
 @torch.no_grad()
-def with_domain_statistics(model: nn.Module, dataset, *, batch_size: int = 256) -> nn.Module:
+def with_domain_statistics(
+    model: nn.Module, dataset, *, batch_size: int = 256, on_batch: Callable[[int], None] | None = None
+) -> nn.Module:
     """A copy of ``model`` in eval mode whose BatchNorm running statistics are those of ``dataset``.
 
     Each layer's statistics are the plain average (``momentum=None``) of its batch statistics over
@@ -52,6 +55,7 @@ def with_domain_statistics(model: nn.Module, dataset, *, batch_size: int = 256) 
     is far below the domain's. A last batch of a single image (which BatchNorm cannot normalise)
     is left out. Only the BatchNorm buffers change; ``model`` itself is untouched. A model without
     BatchNorm is returned as a copy, unchanged. The layers of a frozen backbone keep theirs.
+    ``on_batch(n)`` is called after every batch of n images.
 
     ``model`` may be a :class:`~tada_core.model.TADAModel` on images or a wrapper of it
     (:class:`~tada_core.training.feature_cache.FrozenBackboneHead` on cached maps).
@@ -77,6 +81,8 @@ def with_domain_statistics(model: nn.Module, dataset, *, batch_size: int = 256) 
     single_left = len(dataset) % batch_size == 1
     for images, _ in DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=order, drop_last=single_left):
         copied(images.to(device))
+        if on_batch is not None:
+            on_batch(len(images))
     for layer, momentum in zip(layers, momenta, strict=True):
         layer.momentum = momentum
     return copied.eval()

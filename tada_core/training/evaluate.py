@@ -6,7 +6,7 @@ choice of ``best`` (:mod:`tada_core.training.selection`) reads the outputs, neve
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -56,10 +56,12 @@ def collect_outputs(
     batch_size: int = 256,
     device: str | torch.device = "cpu",
     ctx: DistContext | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> Outputs:
     """Logits, features and labels of ``model`` (eval mode, no gradients) over ``dataset[indices]``.
 
     In a distributed run each rank computes every ``world``-th item and every rank gets all of them.
+    ``on_batch(n)`` is called after every batch of n items (this rank's).
     """
     ctx = ctx or DistContext()
     indices = list(range(len(dataset))) if indices is None else list(indices)
@@ -73,6 +75,8 @@ def collect_outputs(
         logits.append(out.logits.float().cpu())
         features.append(out.features.float().cpu())
         labels.append(torch.as_tensor(targets, dtype=torch.long))
+        if on_batch is not None:
+            on_batch(len(images))
     model.train(was_training)
     parts = [torch.cat(x) if x else torch.empty(0) for x in (logits, features, labels)]
     if ctx.enabled:

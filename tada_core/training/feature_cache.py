@@ -20,7 +20,13 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import replace
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -29,8 +35,11 @@ from torch.utils.data import DataLoader, Dataset
 from tada_core.data import Domain
 from tada_core.model import TADAModel, TADAOutput
 from tada_core.model.inputs import norm_for
-from tada_core.training.calibration import CalibrationSets, ladder_recipe
+from tada_core.training.calibration import CalibrationSets, calibration_holdout, ladder_recipe
 from tada_core.training.ladder import AugmentedCopies, Ladder
+from tada_core.training.map_store import IN_MEMORY_BYTES, MapStore, MapStoreWriter, open_store
+from tada_core.training.pseudo_labels import mutual_nearest_labels
+from tada_core.training.pseudo_labels import summary as pseudo_summary
 from tada_core.training.run_data import RunData, holdout_split
 
 
@@ -54,7 +63,7 @@ class CachedMaps(Dataset):
         return self.__getitems__([index])[0]
 
     def __getitems__(self, indices: Sequence[int]) -> list[tuple[torch.Tensor, int]]:
-        batch = torch.stack([self.maps[i] for i in indices]).float()  # (B, C, H, W)
+        batch = self.maps[list(indices)].float()  # (B, C, H, W), from memory or a MapStore on disk
         if self.flip:
             flipped = torch.rand(len(indices)) < 0.5
             batch[flipped] = batch[flipped].flip(-1)
@@ -69,27 +78,54 @@ def backbone_maps(
     batch_size: int = 32,
     device: str | torch.device = "cpu",
     on_batch: Callable[[int], None] | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    store: Path | None = None,
+    key: dict | None = None,
+) -> tuple[torch.Tensor | MapStore, torch.Tensor]:
     """Run ``backbone`` (in eval mode) once over ``dataset``.
 
+    With ``store`` (a file path) and maps larger than :data:`~tada_core.training.map_store.IN_MEMORY_BYTES`,
+    they are written there (:class:`~tada_core.training.map_store.MapStore`, read a row at a time);
+    a complete store already there under the same ``key`` is used without encoding anything.
+
     Returns:
-        ``(maps, labels)``: float16 (N, C, H, W) and int64 (N,).
+        ``(maps, labels)``: float16 (N, C, H, W) (a tensor or a MapStore) and int64 (N,).
     """
+    if store is not None and (found := open_store(store, key or {})) is not None:
+        if on_batch is not None:
+            on_batch(len(found))
+        return found, found.labels
     was_training = backbone.training
     backbone.eval()
     maps, labels = [], []
-    for images, targets in DataLoader(dataset, batch_size=batch_size, generator=torch.Generator()):
-        maps.append(backbone(images.to(device)).half().cpu())
-        labels.append(torch.as_tensor(targets))
-        if on_batch is not None:
-            on_batch(len(images))
+    with ExitStack() as stack:
+        writer = None
+        for images, targets in DataLoader(dataset, batch_size=batch_size, generator=torch.Generator()):
+            out = backbone(images.to(device)).half().cpu()
+            if (
+                store is not None
+                and writer is None
+                and not maps
+                and len(dataset) * out[0].numel() * 2 > IN_MEMORY_BYTES
+            ):
+                writer = stack.enter_context(MapStoreWriter(store, out.shape[1:], key or {}))
+            if writer is not None:
+                writer.append(out, torch.as_tensor(targets))
+            else:
+                maps.append(out)
+                labels.append(torch.as_tensor(targets))
+            if on_batch is not None:
+                on_batch(len(images))
     backbone.train(was_training)
+    if writer is not None:
+        found = writer.store()
+        return found, found.labels
     return torch.cat(maps), torch.cat(labels)
 
 
 def ladder_images(model: TADAModel, data: RunData) -> int:
     """How many augmented images :func:`cache_run_data` encodes for the calibration ladder."""
-    _, held_out = holdout_split(data.source_eval.labels, model.config.train.source_holdout)
+    tc = model.config.train
+    held_out = calibration_holdout(data.source_eval.labels, tc.source_holdout, tc.eval_max)
     if not held_out:
         return 0
     recipe = ladder_recipe(model.config, len(held_out))
@@ -103,6 +139,7 @@ def cache_run_data(
     device: str | torch.device = "cpu",
     on_batch: Callable[[int], None] | None = None,
     memo: dict | None = None,
+    store_dir: Path | None = None,
 ) -> RunData:
     """The run's four views with every image replaced by its cached backbone map.
 
@@ -113,6 +150,8 @@ def cache_run_data(
     ``on_batch(n)`` is called after every n images. ``memo`` (a dict kept by the caller) reuses
     the maps of a domain, and of a source's ladder, already encoded by the same pretrained backbone
     under the same domain name (benchmarks that pair each domain with several others).
+    ``store_dir``: where maps too large for memory go (:mod:`tada_core.training.map_store`), and
+    where a resumed run finds them again (:func:`store_key` says what must match).
     """
     memo = {} if memo is None else memo
     encoder, _ = model.cache_parts()
@@ -121,7 +160,12 @@ def cache_run_data(
     def encode(key: tuple, dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
         key = (*key, cut)
         if key not in memo:
-            memo[key] = backbone_maps(encoder, dataset, device=device, on_batch=on_batch)
+            where = described = None
+            if store_dir is not None:
+                described = store_key(model, key, dataset)
+                name = hashlib.sha1(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
+                where = Path(store_dir) / f"{name}.f16"
+            memo[key] = backbone_maps(encoder, dataset, device=device, on_batch=on_batch, store=where, key=described)
         return memo[key]
 
     def cached(eval_domain: Domain) -> tuple[Domain, Domain]:
@@ -135,7 +179,8 @@ def cache_run_data(
     source, source_eval = cached(data.source_eval)
     target, target_eval = cached(data.target_eval)
     ladder = None
-    _, held_out = holdout_split(source_eval.labels, model.config.train.source_holdout)
+    tc = model.config.train  # the ladder of the held-out images a calibration uses (at most eval_max)
+    held_out = calibration_holdout(source_eval.labels, tc.source_holdout, tc.eval_max)
     if held_out:
         recipe = ladder_recipe(model.config, len(held_out))
         norm = norm_for(model.config)
@@ -146,6 +191,63 @@ def cache_run_data(
             rungs[severity] = CachedMaps(*encode(key, images))
         ladder = Ladder(recipe, rungs)
     return RunData(source=source, target=target, source_eval=source_eval, target_eval=target_eval, ladder=ladder)
+
+
+def store_key(model: TADAModel, key: tuple, dataset: Dataset) -> dict:
+    """What a stored cache must have been made from: the domain and view (``key``), the backbone and
+    input size, and the files' names, sizes and modification times when the dataset reads files."""
+    paths = _file_paths(dataset)
+    files = None
+    if paths is not None:
+        digest = hashlib.sha1()
+        for path in paths:
+            stat = os.stat(path)
+            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        files = digest.hexdigest()
+    config = model.config
+    return {"view": repr(key), "backbone": config.backbone, "image_size": config.image_size, "files": files}
+
+
+def _file_paths(dataset: Dataset) -> list[str] | None:
+    """The image files behind ``dataset`` (through Subset / wrapper datasets), in order; None if none."""
+    indices = None
+    while dataset is not None:
+        if hasattr(dataset, "paths"):
+            paths = list(dataset.paths)
+            return paths if indices is None else [paths[i] for i in indices]
+        if hasattr(dataset, "indices"):
+            inner = list(dataset.indices)
+            indices = inner if indices is None else [inner[i] for i in indices]
+        dataset = getattr(dataset, "dataset", None)
+    return None
+
+
+def with_pseudo_labels(model: TADAModel, data: RunData) -> RunData:
+    """``data`` (cached maps) whose target training view carries pseudo-labels in place of the target's
+    own labels (:mod:`tada_core.training.pseudo_labels`: mutual nearest neighbours between the
+    trained-on source and the target in pooled pretrained features), with ``pseudo`` their summary.
+    Unchanged when ``pseudo_weight`` is 0 or for source-only (whose loss never reads target labels)."""
+    if model.config.pseudo_weight <= 0 or model.config.variant == "source_only":
+        return data
+    source, target = data.source_eval, data.target_eval
+    trained_on, _ = holdout_split(source.labels, model.config.train.source_holdout)
+    features = [pooled(model, d.dataset.maps) for d in (source, target)]
+    labels = mutual_nearest_labels(features[0][trained_on], source.labels[trained_on], features[1])
+    view = Domain(target.name, target.class_names, CachedMaps(target.dataset.maps, labels, flip=True))
+    return replace(data, target=view, pseudo=pseudo_summary(labels, target.labels))
+
+
+@torch.no_grad()
+def pooled(model: TADAModel, maps: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    """The pretrained backbone's pooled features (N, C) float32 from cached maps (N, C', H, W),
+    through the trained upper stages (in eval mode) when ``train.tune_blocks`` cut the cache below."""
+    _, upper = model.cache_parts()
+    upper = upper if upper is not None else nn.Identity()
+    was_training = upper.training
+    upper.eval()
+    out = torch.cat([upper(maps[i : i + chunk].float()).mean(dim=(2, 3)) for i in range(0, len(maps), chunk)])
+    upper.train(was_training)
+    return out
 
 
 def encode_calibration_sets(
@@ -191,9 +293,10 @@ def training_features(data: RunData, max_points: int = 512, upper: nn.Module | N
 
     ``upper``: the trained upper stages (``train.tune_blocks``) that turn the cached maps into the
     backbone's; run in eval mode, so call it with the weights being saved."""
-    maps = torch.cat([d.dataset.maps for d in (data.source_eval, data.target_eval)])  # (N, C, H, W)
-    picks = torch.randperm(len(maps), generator=torch.Generator().manual_seed(0))[:max_points]
-    chosen = maps[picks].float()
+    parts = [d.dataset.maps for d in (data.source_eval, data.target_eval)]  # (N, C, H, W) each, never joined
+    picks = torch.randperm(sum(map(len, parts)), generator=torch.Generator().manual_seed(0))[:max_points]
+    n_source = len(parts[0])
+    chosen = torch.stack([parts[0][int(i)] if i < n_source else parts[1][int(i) - n_source] for i in picks]).float()
     if upper is not None:
         was_training = upper.training
         upper.eval()

@@ -19,6 +19,14 @@ decay 1e-4), 15 epochs of 16 + 16 maps, random horizontal flips; 3 seeds average
 by ±0.08 AUC). Features are standardised per channel with the mean and std over all positions of
 all source and target maps.
 
+Each domain's sample is capped at ``max_images`` (500): the source drawn in proportion to its
+classes, the target uniformly (:func:`fit_for_backbone`). The loop runs on the CPU with the caller's
+``torch.get_num_threads()`` (the app: one). A step is 16 + 16 maps through one 3×3 convolution
+forward and back, which is most of its time; the maps are standardised once up front and read
+channels_last (scripts/profile_localiser_fit.py, docs/bench/localiser_fit_speed.json: 0.37 → 0.25 s
+a step on Lite0's maps, one thread, 0.29 s when they are standardised batch by batch; the logits
+within float32 rounding of the loop before, and nearer its float64 run).
+
 Example:
     >>> localiser = fit_localiser(source_maps, target_maps)         # (N, C, h, w) each
     >>> localiser(target_maps[:4]).shape                           # logits, high = differs
@@ -39,6 +47,10 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tada_core.model.localiser import HIDDEN, Localiser, Tap, tap_features, tap_for
 
 MAX_IMAGES = 500  # per domain: the MIL fit gains little beyond a few hundred bags
+# Both domains' maps are standardised once up front (float32) when that takes at most this many bytes
+# (Lite0's 160 + 160 maps of 120 × 56 × 56: 482 MB); larger fits standardise each batch as it is drawn.
+STANDARDISED_BYTES = 2**30
+CL = torch.channels_last  # the maps' layout: the CPU convolution reads it fastest (0.24 s against 0.32)
 BAG_AREA, MIN_BAG = 196, 3  # the top-k bag covers 1/196 of a map's positions, at least 3
 
 
@@ -92,11 +104,40 @@ def mil_loss(source_logits: torch.Tensor, target_logits: torch.Tensor, k: int = 
     return bags + F.binary_cross_entropy_with_logits(source_logits, torch.zeros_like(source_logits))
 
 
-def _random_flip(maps: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    flip = torch.rand(len(maps), generator=generator) < 0.5
-    maps = maps.clone()
-    maps[flip] = maps[flip].flip(-1)
-    return maps
+class _Batches:
+    """One domain's tap maps served as standardised float32 batches in channels_last layout (the one
+    the CPU convolution reads fastest), each map flipped horizontally with probability 1/2.
+
+    With ``once`` the maps are standardised once up front (4 bytes a value); otherwise each batch is
+    standardised as it is drawn from the float16 maps (fastest when they are stored channels_last,
+    as :func:`encode_taps` stores them). Either way a batch holds exactly the values
+    ``(maps[index].float() − mean) / std`` of the per-batch loop it replaces.
+    """
+
+    def __init__(self, maps: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, *, once: bool) -> None:
+        self.maps, self.mean, self.std = maps, mean, std
+        self.ready: torch.Tensor | None = None
+        if once:
+            self.ready = torch.empty(maps.shape, dtype=torch.float32, memory_format=CL)
+            for i in range(0, len(maps), 64):
+                self._standardise(maps[i : i + 64], self.ready[i : i + 64])
+
+    def __len__(self) -> int:
+        return len(self.maps)
+
+    def _standardise(self, maps: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        if out is None:
+            out = torch.empty(maps.shape, dtype=torch.float32, memory_format=CL)
+        out.copy_(maps)
+        return out.sub_(self.mean).div_(self.std)
+
+    def batch(self, index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The maps at ``index`` (a fresh tensor), standardised, flipped where one draw < 1/2."""
+        maps = self.ready[index] if self.ready is not None else self._standardise(self.maps[index])
+        flip = torch.rand(len(maps), generator=generator) < 0.5
+        if flip.any():
+            maps[flip] = maps[flip].flip(-1)
+        return maps
 
 
 def fit_localiser(
@@ -121,18 +162,20 @@ def fit_localiser(
         mean, std = channel_stats(source_maps, target_maps)
         localiser.mean.copy_(mean)
         localiser.std.copy_(std.clamp_min(1e-6))
-        standardise = localiser.standardise  # per batch: the maps stay float16, a few hundred MB
+        once = 4 * (source_maps.numel() + target_maps.numel()) <= STANDARDISED_BYTES
+        source = _Batches(source_maps, localiser.mean, localiser.std, once=once)
+        target = _Batches(target_maps, localiser.mean, localiser.std, once=once)
         for scorer, seed in zip(localiser.scorers, settings.seeds, strict=True):
             generator = torch.Generator().manual_seed(seed)
             _reset(scorer, generator)
             optimiser = torch.optim.Adam(scorer.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
             for _ in range(settings.epochs):
-                order_s = torch.randperm(len(source_maps), generator=generator)
-                order_t = torch.randperm(len(target_maps), generator=generator)
+                order_s = torch.randperm(len(source), generator=generator)
+                order_t = torch.randperm(len(target), generator=generator)
                 for start in range(0, n, b):
                     step = torch.arange(start, start + b)
-                    batch_s = _random_flip(standardise(source_maps[order_s[step % len(source_maps)]]), generator)
-                    batch_t = _random_flip(standardise(target_maps[order_t[step % len(target_maps)]]), generator)
+                    batch_s = source.batch(order_s[step % len(source)], generator)
+                    batch_t = target.batch(order_t[step % len(target)], generator)
                     loss = mil_loss(scorer(batch_s), scorer(batch_t), k, settings.trim)  # batches (b, C, h, w)
                     optimiser.zero_grad()
                     loss.backward()
@@ -176,23 +219,60 @@ def sample_indices(n: int, max_images: int, seed: int = 0) -> list[int]:
     return sorted(torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:max_images].tolist())
 
 
+def stratified_indices(labels: torch.Tensor, max_images: int, seed: int = 0) -> list[int]:
+    """Up to ``max_images`` indices of images with ``labels`` (N,), every class in proportion to its
+    share, drawn with ``seed``, sorted; all of them when there are no more than ``max_images``.
+
+    Class c of n_c images gets ⌊max_images · n_c / N⌋ places, and the places left over go to the
+    classes with the largest remainders (the first classes on a tie), each drawn uniformly within
+    its class. With any label −1 (an unlabelled domain) it is :func:`sample_indices`.
+    """
+    n = len(labels)
+    if n <= max_images or bool((labels < 0).any()):
+        return sample_indices(n, max_images, seed)
+    generator = torch.Generator().manual_seed(seed)
+    classes, counts = labels.unique(return_counts=True)
+    shares = counts.double() * max_images / n
+    places = shares.floor().long()
+    left_over = max_images - int(places.sum())
+    places[torch.sort(places.double() - shares, stable=True).indices[:left_over]] += 1
+    picked = []
+    for label, k in zip(classes.tolist(), places.tolist(), strict=True):
+        members = (labels == label).nonzero().flatten()
+        picked += members[torch.randperm(len(members), generator=generator)[:k]].tolist()
+    return sorted(picked)
+
+
+def known_labels(dataset: Dataset) -> torch.Tensor | None:
+    """The labels (N,) a dataset (or a ``Subset`` of one) keeps beside its images, without reading an
+    image; None when it keeps none."""
+    labels = getattr(dataset, "labels", None)
+    if labels is not None:
+        return torch.as_tensor(labels, dtype=torch.long)
+    if isinstance(dataset, Subset):
+        inner = known_labels(dataset.dataset)
+        return None if inner is None else inner[torch.as_tensor(dataset.indices, dtype=torch.long)]
+    return None
+
+
 @torch.no_grad()
 def encode_taps(
     backbone: nn.Module,
     tap: Tap,
     dataset: Dataset,
     *,
-    batch_size: int = 32,
+    batch_size: int = 8,  # maps of the 2× input: 8 images keep the peak near a gigabyte
     device: str | torch.device = "cpu",
     on_batch: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
-    """Tap maps of every image of ``dataset`` (eval mode), float16 (N, C, h, w) on the CPU."""
+    """Tap maps of every image of ``dataset`` (eval mode), float16 (N, C, h, w) on the CPU, stored
+    channels_last (the layout :func:`fit_localiser` reads its batches in)."""
     was_training = backbone.training
     backbone.eval()
     maps = []
     try:
         for images, _ in DataLoader(dataset, batch_size=batch_size, generator=torch.Generator()):
-            maps.append(tap_features(backbone, tap, images.to(device)).half().cpu())
+            maps.append(tap_features(backbone, tap, images.to(device)).half().cpu().contiguous(memory_format=CL))
             if on_batch is not None:
                 on_batch(len(images))
     finally:
@@ -213,14 +293,22 @@ def fit_for_backbone(
 ) -> Localiser:
     """Encode up to ``settings.max_images`` images of each domain at the backbone's tap, then fit.
 
+    A domain with more images is sampled: the source stratified by its class labels
+    (:func:`stratified_indices`, when the dataset keeps them), the target uniformly (it is
+    unlabelled in general); a domain within the cap is read whole, in order.
     ``on_batch(n)`` after every n images encoded, ``on_epoch(done, total)`` after every epoch. The
     localiser's ``fitted_on`` says how many images of each domain it read."""
     tap = tap_for(backbone_name)
+    labels = known_labels(source)
+    samples = (
+        sample_indices(len(source), settings.max_images)
+        if labels is None
+        else stratified_indices(labels, settings.max_images),
+        sample_indices(len(target), settings.max_images),
+    )
     maps = [
-        encode_taps(
-            backbone, tap, Subset(d, sample_indices(len(d), settings.max_images)), device=device, on_batch=on_batch
-        )
-        for d in (source, target)
+        encode_taps(backbone, tap, Subset(d, sample), device=device, on_batch=on_batch)
+        for d, sample in zip((source, target), samples, strict=True)
     ]
     localiser = fit_localiser(*maps, settings, on_epoch)
     localiser.fitted_on = (len(maps[0]), len(maps[1]))

@@ -6,8 +6,8 @@ One step (:func:`~tada_core.training.step.train_step`) draws B source and B targ
 forward over both (each domain through the network on its own, so that BatchNorm uses per-domain
 batch statistics; ``train.joint_forward`` shares them), builds the variant's losses with λ_p from the
 progress p, and takes an SGD step with lr_p = lr·(1 + α·p)^(−β) (METHOD.md). Every
-``eval_every`` steps and at the end the model is evaluated on the held-out source and on the target
-(its accuracy is reported only when the target has labels), its target accuracy is estimated
+``eval_every`` steps and at the end the model is evaluated on the held-out source and on the target,
+at most ``train.eval_max`` images of each (its accuracy is reported only when the target has labels), its target accuracy is estimated
 without labels (:mod:`tada_core.training.calibration`: calibrated on the held-out source and its
 augmentation ladder), every label-free criterion is scored, a line goes to ``metrics.jsonl``, and
 ``last.safetensors`` (with what ``--resume`` and ``tada estimate`` need) and, when the chosen score
@@ -15,7 +15,8 @@ augmentation ladder), every label-free criterion is scored, a line goes to ``met
 worse, ``best.safetensors`` are written atomically. Target labels never reach the loss, the batches' order or the choice of ``best``. Launched by ``torchrun``
 the same loop runs DistributedDataParallel (see :mod:`tada_core.training.distributed`); only rank 0 writes.
 With ``train.frozen_backbone`` every image is first encoded once by the (pretrained) backbone and
-the steps run on the cached maps (:mod:`tada_core.training.feature_cache`).
+the steps run on the cached maps (:mod:`tada_core.training.feature_cache`). Callbacks see each
+phase's progress and time left (:meth:`Callback.on_phase`, :mod:`tada_core.training.progress`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Subset
 
-from tada_core.checkpoint import CheckpointInfo, add_to_checkpoint, read_checkpoint, save_checkpoint
+from tada_core.checkpoint import CheckpointInfo, add_to_checkpoint, read_checkpoint, read_info, save_checkpoint
 from tada_core.config import TADAConfig
 from tada_core.errors import ConfigError, TadaError
 from tada_core.model import TADAModel, build_model
@@ -39,7 +40,18 @@ from tada_core.model.localiser import LocaliserError, tap_for
 from tada_core.training import distributed as D
 from tada_core.training import resume as R
 from tada_core.training.baselines import baseline_estimates
-from tada_core.training.calibration import CalibrationSets, calibrate, calibration_sets, estimate_on, ladder_recipe
+from tada_core.training.calibration import (
+    STATISTICS_ITEMS,
+    CalibrationSets,
+    calibrate,
+    calibration_holdout,
+    calibration_images,
+    calibration_sets,
+    estimate_on,
+    ladder_recipe,
+    rung_subset,
+    stratified_cap,
+)
 from tada_core.training.evaluate import Outputs, collect_outputs, subset_for
 from tada_core.training.feature_cache import (
     CachedMaps,
@@ -47,15 +59,19 @@ from tada_core.training.feature_cache import (
     cache_run_data,
     ladder_images,
     training_features,
+    with_pseudo_labels,
 )
 from tada_core.training.localiser_fit import FitSettings, fit_for_backbone
-from tada_core.training.run_data import RunData, holdout_split, load_run_data
+from tada_core.training.progress import PhaseClock, PhaseProgress
+from tada_core.training.run_data import MIN_TARGET_IMAGES, RunData, holdout_split, load_run_data
 from tada_core.training.sampling import BatchStream
 from tada_core.training.selection import ESTIMATE, all_scores, check_criterion
 from tada_core.training.step import amp_settings, build_optimizer, lr_factor, train_step
 
-LOSS_KEYS = ("total", "classification", "global_adversarial", "local_adversarial", "entropy")
+LOSS_KEYS = ("total", "classification", "global_adversarial", "local_adversarial", "entropy", "pseudo_label")
 LAST, BEST, METRICS = "last.safetensors", "best.safetensors", "metrics.jsonl"
+ENCODE_BATCH = 32  # images a batch of the frozen-backbone encode (backbone_maps); more at once were not encoded
+CACHE = "cache"  # large frozen caches on disk (training/map_store.py)
 
 
 class TrainingError(TadaError):
@@ -106,34 +122,74 @@ class Callback:
         """After the last step: ``done`` of ``total`` units of the shift localiser's fit (images
         encoded, then epochs of each seed) — photo models take a minute or two here."""
 
+    def on_phase(self, progress: PhaseProgress) -> None:
+        """Where a phase stands, with its time left (:mod:`tada_core.training.progress`): ``encode``
+        (frozen backbone, before :meth:`on_start`), ``steps``, ``calibrate`` (each evaluation, before
+        its :meth:`on_eval`) and ``localiser``; called as each advances and once more when it ends
+        (``progress.finished``)."""
+
     def on_end(self, run: Run, result: TrainResult) -> None: ...
 
 
-def _check_run_folder(out_dir: Path, resume: bool) -> None:
+class _Phases:
+    """A run's :class:`~tada_core.training.progress.PhaseClock`, reporting to the callbacks."""
+
+    def __init__(self, callbacks: Sequence[Callback]) -> None:
+        self.callbacks, self.clock = callbacks, PhaseClock()
+
+    def _send(self, progress: PhaseProgress) -> None:
+        for callback in self.callbacks:
+            callback.on_phase(progress)
+
+    def start(self, phase: str, total: int, done: int = 0, unit: str | None = None, fresh: bool = False) -> None:
+        self._send(self.clock.start(phase, total, done, unit, fresh))
+
+    def update(self, phase: str, done: int, timed: bool = True) -> None:
+        self._send(self.clock.update(phase, done, timed=timed))
+
+    def end(self, phase: str, done: int | None = None) -> None:
+        self._send(self.clock.end(phase, done))
+
+
+def _check_run_folder(out_dir: Path, resume: bool) -> bool:
+    """Whether to resume: a run stopped before its first checkpoint (during the encode) starts
+    again, reusing the complete parts of its ``cache/``."""
     if (out_dir / LAST).exists() and not resume:
         raise TrainingError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
     if resume and not (out_dir / LAST).exists():
+        if (out_dir / CACHE).is_dir():
+            return False
         raise TrainingError(f"nothing to resume in {out_dir} (no last.safetensors); start it without --resume")
+    return resume
 
 
-def _cache_features(core: TADAModel, data: RunData, device: str, callbacks: Sequence[Callback]) -> RunData:
+def _cache_features(
+    core: TADAModel, data: RunData, device: str, callbacks: Sequence[Callback], store_dir: Path | None = None
+) -> RunData:
     """Frozen-backbone mode: freeze G_f and replace every image by its backbone map, encoded once
-    (``data`` that already holds cached maps, e.g. from :func:`cache_run_data`, is used as it is)."""
+    (``data`` that already holds cached maps, e.g. from :func:`cache_run_data`, is used as it is).
+    Maps too large for memory go to ``store_dir`` (the run folder's ``cache/``), where ``--resume``
+    finds them again."""
     core.backbone.requires_grad_(False)
     _, upper = core.cache_parts()
     if upper is not None:  # train.tune_blocks: the last stages train on the cached maps of those below
         upper.requires_grad_(True)
     if isinstance(data.source.dataset, CachedMaps):
-        return data
+        return with_pseudo_labels(core, data)
     total, done = sum(len(d) for d in (data.source_eval, data.target_eval)) + ladder_images(core, data), 0
+    phases = _Phases(callbacks)
+    phases.start("encode", total)
 
     def progress(n: int) -> None:
         nonlocal done
         done += n
         for callback in callbacks:
             callback.on_cache(done, total)
+        phases.update("encode", done, timed=n <= ENCODE_BATCH)  # a whole domain at once: found on disk
 
-    return cache_run_data(core, data, device=device, on_batch=progress)
+    cached = cache_run_data(core, data, device=device, on_batch=progress, store_dir=store_dir)
+    phases.end("encode")
+    return with_pseudo_labels(core, cached)
 
 
 def _wrap(model: torch.nn.Module, config: TADAConfig, ctx: D.DistContext, device: str) -> torch.nn.Module:
@@ -168,20 +224,32 @@ class _Session:
     scaler: torch.amp.GradScaler | None
     callbacks: Sequence[Callback]
     images: RunData  # the run's data as images (before the frozen-backbone cache), for the shift localiser
+    phases: _Phases  # progress and time left of the steps, evaluations and localiser fit
 
 
 def _calibration_sets(config: TADAConfig, data: RunData) -> CalibrationSets | None:
-    """The held-out source and its ladder (already encoded in frozen-backbone mode)."""
+    """The held-out source, at most ``train.eval_max`` images of it (class-stratified), and its ladder
+    (already encoded in frozen-backbone mode)."""
     tc = config.train
     labels = data.source_eval.labels
-    _, held_out = holdout_split(labels, tc.source_holdout)
-    if not held_out:
+    _, all_held_out = holdout_split(labels, tc.source_holdout)
+    if not all_held_out:
         return None
-    recipe, rungs = (
-        (data.ladder.recipe, data.ladder.rungs) if data.ladder else (ladder_recipe(config, len(held_out)), None)
-    )
+    held_out = calibration_holdout(labels, tc.source_holdout, tc.eval_max)
+    if data.ladder:  # encoded with the other maps; cut to the capped part when made for all of it
+        recipe = data.ladder.recipe
+        rungs = rung_subset(data.ladder.rungs, all_held_out, held_out, recipe.copies)
+    else:
+        recipe, rungs = ladder_recipe(config, len(held_out)), None
     return calibration_sets(
-        data.source_eval.dataset, labels, tc.source_holdout, recipe, norm_for(config), rungs, config.num_classes
+        data.source_eval.dataset,
+        labels,
+        tc.source_holdout,
+        recipe,
+        norm_for(config),
+        rungs,
+        config.num_classes,
+        max_items=tc.eval_max,
     )
 
 
@@ -193,9 +261,13 @@ def _setup(
     global RNG when they are created, so they are made before its saved state is restored."""
     tc = config.train
     out_dir = Path(tc.out)
-    _check_run_folder(out_dir, resume)
+    resume = _check_run_folder(out_dir, resume)
     if tc.iters < 1 or tc.batch_size < 1 or tc.eval_every < 1:
         raise ConfigError("iters, batch_size and eval_every must be positive integers")
+    if tc.eval_max is not None and tc.eval_max < MIN_TARGET_IMAGES:
+        raise ConfigError(
+            f"eval_max must be at least {MIN_TARGET_IMAGES} images a domain (unset: all), got {tc.eval_max}"
+        )
     check_criterion(tc.select)
     ctx, device = D.setup(tc.device)
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -204,23 +276,26 @@ def _setup(
 
     data = data or load_run_data(config)
     config = config.replace(num_classes=len(data.class_names))
+    info, tensors, history = None, {}, []
+    if resume:  # checked before the (long) frozen-backbone encode
+        info, tensors = read_checkpoint(out_dir / LAST)
+        R.check_resume_config(info.config, config)
+        history = R.read_history(out_dir / METRICS, int(info.extra["step"]), rewrite=ctx.is_main)
     torch.manual_seed(tc.seed)
     core = build_model(config).to(device)
     images = data
-    if tc.frozen_backbone:
-        data = _cache_features(core, data, device, callbacks)
+    if tc.frozen_backbone and not (info is not None and R.finished(info, history, tc.iters)):
+        store = out_dir / CACHE if ctx.world == 1 else None  # (ranks would write the same files)
+        data = _cache_features(core, data, device, callbacks, store)  # a finished run resumed needs none
     forward_model = FrozenBackboneHead(core) if tc.frozen_backbone else core  # maps in, or images in
     optimizer = build_optimizer(core, config)
     run = Run(config=config, model=core, data=data, out_dir=out_dir)
-    tensors: dict[str, torch.Tensor] = {}
-    if resume:
-        info, tensors = read_checkpoint(out_dir / LAST)
-        R.check_resume_config(info.config, config)
+    if info is not None:
         run.step = int(info.extra["step"])
         run.best_score = float(info.extra.get("best_score", -math.inf))
         run.best_step = int(info.extra.get("best_step", 0))
         run.calibration, run.estimate = info.extra.get("calibration"), info.extra.get("estimate")
-        run.history = R.read_history(out_dir / METRICS, run.step, rewrite=ctx.is_main)
+        run.history = history
     pin = device.startswith("cuda")
     trained_on, _ = holdout_split(data.source.labels, tc.source_holdout)
     sets = _calibration_sets(config, data)
@@ -245,12 +320,13 @@ def _setup(
         model=_wrap(forward_model, config, ctx, device),
         optimizer=optimizer,
         streams=streams,
-        reference=training_features(data) if tc.frozen_backbone else {},
+        reference=training_features(data) if isinstance(data.source_eval.dataset, CachedMaps) else {},
         calibration_sets=sets,
         amp_dtype=amp_dtype,
         scaler=scaler,
         callbacks=callbacks,
         images=images,
+        phases=_Phases(callbacks),
     )
     return run, session
 
@@ -282,14 +358,16 @@ def _step(run: Run, session: _Session) -> dict[str, float]:
     return logs
 
 
-def _estimate(run: Run, session: _Session, source: Outputs, target: Outputs, target_items: list[int]) -> dict:
+def _estimate(
+    run: Run, session: _Session, source: Outputs, target: Outputs, target_items: list[int], on_batch=None
+) -> dict:
     """Calibrate on the held-out source and estimate the target accuracy without its labels
     (:mod:`tada_core.training.calibration`), with the usual baselines beside it
     (:mod:`tada_core.training.baselines`); the record's fields ({} without a held-out source)."""
     if session.calibration_sets is None:
         return {}
     started = time.time()
-    kwargs = {"device": session.device, "ctx": session.ctx}
+    kwargs = {"device": session.device, "ctx": session.ctx, "on_batch": on_batch}
     calibration = calibrate(session.forward_model, session.calibration_sets, **kwargs)
     dataset = run.data.target_eval.dataset
     estimate = estimate_on(
@@ -321,18 +399,31 @@ def _evaluate_and_save(run: Run, session: _Session, running: dict[str, list[floa
     ``last`` (with the resume state and the estimate's calibration) and, when the chosen score did
     not get worse, ``best``; notify callbacks."""
     data, ctx, tc = run.data, session.ctx, run.config.train
-    _, held_out = holdout_split(data.source_eval.labels, tc.source_holdout)
-    kwargs = {"device": session.device, "ctx": ctx}
-    source = collect_outputs(session.forward_model, data.source_eval.dataset, held_out or None, **kwargs)
+    labels = data.source_eval.labels  # the held-out source (all of it without one), at most eval_max
+    source_items = calibration_holdout(labels, tc.source_holdout, tc.eval_max) or stratified_cap(
+        range(len(labels)), labels, tc.eval_max
+    )
     target_items = subset_for(data.target_eval.dataset, tc.eval_max)
+    sets, done = session.calibration_sets, 0
+    extra = calibration_images(sets) + STATISTICS_ITEMS + len(target_items) if sets is not None else 0
+    session.phases.start("calibrate", len(source_items) + len(target_items) + extra)
+
+    def progress(n: int) -> None:
+        nonlocal done
+        done += n
+        session.phases.update("calibrate", done)
+
+    kwargs = {"device": session.device, "ctx": ctx, "on_batch": progress if session.callbacks else None}
+    source = collect_outputs(session.forward_model, data.source_eval.dataset, source_items, **kwargs)
     target = collect_outputs(session.forward_model, data.target_eval.dataset, target_items, **kwargs)
-    estimated = _estimate(run, session, source, target, target_items)
+    estimated = _estimate(run, session, source, target, target_items, on_batch=kwargs["on_batch"])
     scores = all_scores(source, target, estimated.get("estimated_target_accuracy"))
     score = scores.get(tc.select, -math.inf)  # absent when it cannot be computed (e.g. DEV on 1 image)
     sums = D.all_reduce_sum(torch.tensor([[sum(running.get(k, [])), len(running.get(k, []))] for k in LOSS_KEYS]), ctx)
     record = {"step": run.step, "source_accuracy": source.accuracy()}
     if target.labelled:  # reported, never used to choose
         record["target_accuracy"] = target.accuracy()
+    record["evaluated"] = {"source": len(source_items), "target": len(target_items)}  # images (≤ eval_max)
     improved = score >= run.best_score
     if improved:
         run.best_score, run.best_step = score, run.step
@@ -353,6 +444,7 @@ def _evaluate_and_save(run: Run, session: _Session, running: dict[str, list[floa
         if improved:
             save_checkpoint(run.out_dir / BEST, run.model, info, session.reference)
     D.barrier(ctx)
+    session.phases.end("calibrate")
     for callback in session.callbacks:
         callback.on_eval(run, record)
     return record
@@ -370,6 +462,8 @@ def _save_last(run: Run, session: _Session, record: dict) -> CheckpointInfo:
     }
     if run.calibration is not None:  # `tada estimate` then needs no source images
         extra |= {"calibration": run.calibration, "estimate": run.estimate}
+    if run.data.pseudo is not None:  # how much of the target the pseudo-label term saw
+        extra["pseudo_labels"] = run.data.pseudo
     info = CheckpointInfo(run.config, run.data.class_names, tc.source, tc.target, record, extra)
     state = {**R.optimizer_tensors(session.optimizer), "rng.torch": torch.get_rng_state()}
     _, upper = run.model.cache_parts()
@@ -383,7 +477,8 @@ def _attach_localiser(run: Run, session: _Session) -> None:
     """Fit the shift localiser (:mod:`tada_core.training.localiser_fit`) with the final backbone and
     add it to ``last`` and to ``best`` when that has the same backbone (frozen, or chosen at the last
     step); rank 0 only. Skipped when ``train.localiser`` is off, when the run was given cached maps
-    only, or for a backbone without a tap: the view then fits it on demand."""
+    only, for a backbone without a tap (the view then fits it on demand), or when those checkpoints
+    already hold it (a finished run resumed)."""
     tc, data = run.config.train, session.images
     if not tc.localiser or not session.ctx.is_main or isinstance(data.source_eval.dataset, CachedMaps):
         return
@@ -391,15 +486,36 @@ def _attach_localiser(run: Run, session: _Session) -> None:
         tap = tap_for(run.config.backbone)
     except LocaliserError:
         return
+    targets = [run.out_dir / LAST]
+    if (run.out_dir / BEST).exists() and (tc.frozen_backbone or run.best_step == run.step):
+        targets.append(run.out_dir / BEST)
+    targets = [path for path in targets if "localiser" not in read_info(path).extra]
+    if not targets:
+        return
     started, settings = time.time(), FitSettings()
     images = sum(min(len(d), settings.max_images) for d in (data.source_eval, data.target_eval))
-    total, done = images + len(settings.seeds) * settings.epochs, 0
+    epochs = len(settings.seeds) * settings.epochs
+    total, done, fitted = images + epochs, 0, 0
+    session.phases.start("localiser", images, unit="images")  # then its epochs, at their own rate
 
     def progress(n: int) -> None:
         nonlocal done
         done += n
         for callback in session.callbacks:
             callback.on_localiser(done, total)
+
+    def encoded(n: int) -> None:
+        progress(n)
+        session.phases.update("localiser", min(done, images))
+
+    def epoch(*_) -> None:
+        nonlocal fitted
+        if not fitted:
+            session.phases.end("localiser")
+            session.phases.start("localiser", epochs, unit="epochs", fresh=True)
+        fitted += 1
+        progress(1)
+        session.phases.update("localiser", fitted)
 
     localiser = fit_for_backbone(
         run.model.backbone,
@@ -408,16 +524,14 @@ def _attach_localiser(run: Run, session: _Session) -> None:
         data.target_eval.dataset,
         settings=settings,
         device=session.device,
-        on_batch=progress,
-        on_epoch=lambda finished, epochs: progress(1),
+        on_batch=encoded,
+        on_epoch=epoch,
     )
     dtype = torch.float16 if run.config.pretrained else torch.float32  # photo models: half the bytes
     info = {"tap": tap.to_dict(), "fit": settings.to_dict(), "seconds": round(time.time() - started, 1)}
-    targets = [run.out_dir / LAST]
-    if (run.out_dir / BEST).exists() and (tc.frozen_backbone or run.best_step == run.step):
-        targets.append(run.out_dir / BEST)
     for path in targets:
         add_to_checkpoint(path, localiser.to_tensors(dtype), {"localiser": info})
+    session.phases.end("localiser")
 
 
 def train(
@@ -453,6 +567,7 @@ def train(
     running: dict[str, list[float]] = {}  # losses since the last evaluation
     stopped = False
     record = run.history[-1] if run.history else {}
+    session.phases.start("steps", tc.iters, done=run.step)
     try:
         while run.step < tc.iters:
             if should_stop is not None and D.broadcast_flag(should_stop(), session.ctx):
@@ -465,6 +580,7 @@ def train(
                     running.setdefault(key, []).append(logs[key])
             for callback in session.callbacks:
                 callback.on_step(run, logs)
+            session.phases.update("steps", run.step)
             if run.step % tc.eval_every == 0 or run.step == tc.iters:
                 record = _evaluate_and_save(run, session, running, started)
                 running, saved = {}, time.time()
@@ -476,6 +592,7 @@ def train(
         raise TrainingError(
             f"out of memory at step {run.step + 1}; use a smaller --batch-size. The last good checkpoint is {kept}"
         ) from None
+    session.phases.end("steps", run.step)
     if record.get("step") != run.step:  # stopped between evaluations
         record = _evaluate_and_save(run, session, running, started)
     if not stopped:

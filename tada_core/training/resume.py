@@ -1,4 +1,20 @@
-"""What ``--resume`` needs beyond the weights: optimizer momentum, RNG state, step, history."""
+"""What ``--resume`` needs beyond the weights: optimizer momentum, RNG state, step, history.
+
+What a resumed run redoes, by the phase it was interrupted in:
+
+* encode (frozen backbone, before the first checkpoint): there is no ``last.safetensors`` yet,
+  so the run starts again (with or without ``--resume``; ``--resume`` is accepted when the run's
+  ``cache/`` folder exists) and encodes again every domain except those whose maps were complete
+  in ``cache/`` (:mod:`tada_core.training.map_store`: domains too large for memory, above
+  ≈ 4,000 Lite0 images; smaller ones take seconds to a minute).
+* steps: the steps since ``last.safetensors`` was written (at each evaluation, and every
+  ``train.save_minutes`` between them), exactly as they would have run; the frozen-backbone
+  cache is encoded again first, except the maps stored in ``cache/``.
+* an evaluation: the steps since the previous checkpoint and the evaluation; its
+  ``metrics.jsonl`` line, if written, is dropped and written again.
+* the shift localiser's fit, after the last step: only the fit, without encoding the cache
+  again (:func:`finished`); a localiser already stored in the checkpoints is not fitted again.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from tada_core.checkpoint import CheckpointInfo
 from tada_core.config import TADAConfig
 from tada_core.errors import ConfigError
 
@@ -51,3 +68,10 @@ def read_history(path: Path, up_to_step: int, rewrite: bool) -> list[dict]:
     if rewrite and len(kept) != len(records):
         path.write_text("".join(json.dumps(r) + "\n" for r in kept))
     return kept
+
+
+def finished(info: CheckpointInfo, history: list[dict], iters: int) -> bool:
+    """Whether a run whose last checkpoint is ``info`` (evaluations ``history``) has no step and no
+    evaluation left for ``iters`` steps: its rest (the shift localiser's fit) needs no cache."""
+    step = int(info.extra["step"])
+    return step >= iters and bool(history) and history[-1].get("step") == step

@@ -34,6 +34,7 @@ class RunData:
     source_eval: Domain  # test transform
     target_eval: Domain
     ladder: Ladder | None = None  # calibration rungs already encoded (frozen backbone); else made on demand
+    pseudo: dict | None = None  # what the target's pseudo-labels cover (training/pseudo_labels.py summary)
 
     @property
     def class_names(self) -> list[str]:

@@ -56,7 +56,7 @@ def train_step(
     scaler: torch.amp.GradScaler | None = None,
 ) -> dict[str, float]:
     """One SGD step on a source and a target batch; returns the loss terms as floats."""
-    (x_s, y_s), (x_t, _) = batch_source, batch_target
+    (x_s, y_s), (x_t, y_t) = batch_source, batch_target
     core = unwrap(model)
     for group in optimizer.param_groups:
         group["lr"] = lr * group.get("lr_mult", 1.0)
@@ -65,7 +65,10 @@ def train_step(
     with torch.autocast(device_type=x.device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
         # one call (also under DistributedDataParallel); without joint_forward BatchNorm sees each domain alone
         out = model(x, split=None if core.config.train.joint_forward else len(x_s))
-        losses = core.losses(out, y_s, progress=progress)
+        # the target's labels reach the loss only as pseudo-labels: cache_run_data puts them in
+        # place of the target's own (training/pseudo_labels.py), and only with pseudo_weight > 0
+        pseudo = torch.as_tensor(y_t, device=x.device) if core.config.pseudo_weight > 0 else None
+        losses = core.losses(out, y_s, progress=progress, y_target=pseudo)
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(losses["total"]).backward()
