@@ -74,7 +74,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--top-k", type=int, default=5, help="how many classes to list (default 5)")
     parser.add_argument("--max-points", type=int, default=None, help="with --domain: at most this many images")
     parser.add_argument("--data-root", default=None, help="folder with extra datasets for --domain")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--batch-size", type=int, default=32, help="images a forward pass (default 32: bounds the peak memory)"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     parser.set_defaults(func=run)

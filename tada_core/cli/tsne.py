@@ -49,7 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="BatchNorm statistics of the features: each domain's own (domain; what the model saw in training "
         "with separate forwards), the running ones (running), or what the checkpoint was trained with (auto, default)",
     )
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument(
+        "--batch-size", type=int, default=32, help="images a forward pass (default 32: bounds the peak memory)"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     parser.set_defaults(func=run)
