@@ -71,3 +71,27 @@ def test_photo_defaults_turn_it_on_only_with_the_frozen_cache():
     assert with_photo_defaults({**base, "pseudo_weight": 0})["pseudo_weight"] == 0
     with pytest.raises(ConfigError, match="frozen cache"):
         TADAConfig(backbone="efficientnet_lite0", pretrained=True, pseudo_weight=1.0)
+
+
+def test_the_app_form_turns_it_on_with_the_frozen_cache_only(tmp_path):
+    from types import SimpleNamespace
+
+    from app.serving.train_form import start_job
+
+    started = []
+    jobs = SimpleNamespace(
+        check_can_start=lambda owner: None,
+        check_budget=lambda iters: None,
+        start=lambda config, data, owner, names: started.append(config),
+        status=lambda owner: {},
+    )
+    ctx = SimpleNamespace(
+        jobs=jobs,
+        storage=SimpleNamespace(check_room=lambda *args: None, runs=lambda owner: tmp_path),
+        domains=SimpleNamespace(resolve=lambda choice, owner: choice),
+        device="cpu",
+    )
+    args = (ctx, "visitor", "photos", "photos-sketch", "tada", "efficientnet_lite0", 30, 8, 0.01, 1.0, 0.1)
+    start_job(*args, pretrained=True)
+    start_job(*args, pretrained=True, fine_tune=True)
+    assert [(c.train.frozen_backbone, c.pseudo_weight) for c in started] == [(True, 1.0), (False, 0.0)]

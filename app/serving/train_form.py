@@ -16,7 +16,7 @@ from app.serving.uploads import file_paths
 from tada_core.config import VARIANTS, OptimConfig, TADAConfig, TrainConfig
 from tada_core.errors import ConfigError
 from tada_core.model.backbones import list_backbones
-from tada_core.training.photo_defaults import wants_photo_defaults
+from tada_core.training.photo_defaults import PHOTO_DEFAULTS, wants_photo_defaults
 from tada_core.training.run_data import MIN_TARGET_IMAGES, load_run_data
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -108,10 +108,12 @@ def start_job(
     evaluated = _positive_int(eval_max, "evaluation images", 10_000_000) if eval_max else None
     if evaluated is not None and evaluated < MIN_TARGET_IMAGES:
         raise ConfigError(f"evaluation images must be at least {MIN_TARGET_IMAGES} a domain (0: all), got {evaluated}")
+    frozen = wants_photo_defaults({"backbone": backbone, "pretrained": pretrained}) and not fine_tune
     config = TADAConfig(
         variant=variant,
         backbone=backbone,
         pretrained=bool(pretrained),
+        pseudo_weight=PHOTO_DEFAULTS["pseudo_weight"] if frozen else 0.0,  # as `tada train`: only with the cache
         trade_off=_number(trade_off, "λ (trade-off)", 0.0, 100.0),
         gamma=_number(gamma, "γ (entropy weight)", 0.0, 100.0),
         train=TrainConfig(
@@ -124,7 +126,7 @@ def start_job(
             eval_max=evaluated,
             device=ctx.device if device == "auto" else device,
             out=str(run_folder(ctx.storage.runs(owner), variant)),
-            frozen_backbone=wants_photo_defaults({"backbone": backbone, "pretrained": pretrained}) and not fine_tune,
+            frozen_backbone=frozen,
             target_unlabelled=bool(target_unlabelled),
             optim=OptimConfig(lr=_number(lr, "learning rate", 1e-7, 10.0)),
         ),

@@ -299,12 +299,16 @@ class LocaliserStore:
         cached = _read_sidecar(path, tap)
         return CheckpointLocaliser(*cached, "cached") if cached is not None else None
 
+    def _lookup(self, path: Path) -> tuple:
+        """``(key, localiser kept in memory for this file or None)``."""
+        key = _file_key(path)
+        return key, self._kept(key)
+
     def ready(self, path: str | Path) -> CheckpointLocaliser | None:
         """The localiser when it is stored in the checkpoint or cached beside it, else None. Never
         fits, never opens the checkpoint's domains; from memory after the first time."""
         path = Path(path)
-        key = _file_key(path)
-        found = self._kept(key)
+        key, found = self._lookup(path)
         if found is not None:
             return found
         info = read_info(path)
@@ -325,8 +329,7 @@ class LocaliserStore:
                 or a backbone without a tap.
         """
         path = Path(path)
-        key = _file_key(path)
-        found = self._kept(key)
+        key, found = self._lookup(path)
         if found is not None:
             return found
         info = read_info(path)
